@@ -1,0 +1,162 @@
+//! Typed configuration of the worker and the embedded orchestrator.
+//!
+//! The structs here mirror `config/tasker/base/*.toml` one to one; every field is read
+//! somewhere in the crate or in the Ruby worker (no dead config). `loader` merges the
+//! base files with `environments/<env>/*.toml` and reports errors by file and key;
+//! `validate` checks ranges.
+
+pub mod loader;
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+
+pub use loader::{ConfigError, ConfigLoader, ConfigSource};
+
+/// The whole configuration tree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskerConfig {
+    pub mpsc_channels: MpscChannelsConfig,
+    pub orchestration: OrchestrationConfig,
+    pub worker: WorkerConfig,
+}
+
+/// `[mpsc_channels]`: sizes of the bounded channels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MpscChannelsConfig {
+    pub worker: WorkerChannelsConfig,
+}
+
+/// `[mpsc_channels.worker]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerChannelsConfig {
+    pub handler_dispatch: HandlerDispatchConfig,
+    pub ffi_dispatch: FfiDispatchConfig,
+    pub completion: CompletionConfig,
+}
+
+/// `[mpsc_channels.worker.handler_dispatch]`: the reference document's table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandlerDispatchConfig {
+    /// Capacity of the dispatch channel (executor → handlers).
+    pub dispatch_buffer_size: usize,
+    /// Capacity of the completion channel (handlers → completion processor).
+    pub completion_buffer_size: usize,
+    /// Steps in flight at once per worker, on every path (Rust handlers and FFI).
+    pub max_concurrent_handlers: usize,
+    /// Deadline of one handler attempt unless the step sets `timeout_seconds`.
+    pub handler_timeout_ms: u64,
+}
+
+impl Default for HandlerDispatchConfig {
+    fn default() -> Self {
+        Self {
+            dispatch_buffer_size: 1000,
+            completion_buffer_size: 1000,
+            max_concurrent_handlers: 10,
+            handler_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[mpsc_channels.worker.ffi_dispatch]`: the channel a Ruby polling loop reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FfiDispatchConfig {
+    /// An event waiting unpolled longer than this raises the starvation flag.
+    pub starvation_threshold_ms: u64,
+    /// How many timed-out event ids are remembered so a late completion is counted as late.
+    pub late_completion_memory: usize,
+}
+
+impl Default for FfiDispatchConfig {
+    fn default() -> Self {
+        Self { starvation_threshold_ms: 10_000, late_completion_memory: 4096 }
+    }
+}
+
+/// `[mpsc_channels.worker.completion]`: the completion processor and FFICompletionActor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompletionConfig {
+    /// Capacity of the FFICompletionActor mailbox.
+    pub actor_buffer_size: usize,
+    /// Most results the completion processor forwards in one batch.
+    pub batch_size: usize,
+}
+
+impl Default for CompletionConfig {
+    fn default() -> Self {
+        Self { actor_buffer_size: 1000, batch_size: 64 }
+    }
+}
+
+/// `[orchestration]`: the embedded orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestrationConfig {
+    /// Directory of task templates (YAML) used when neither `template_path:` nor
+    /// `TASKER_TEMPLATE_PATH` is given. Relative paths are relative to the process's
+    /// working directory. Empty means none.
+    pub template_path: String,
+    /// Finished tasks kept in memory for `task_status`; older ones are forgotten.
+    pub finished_task_retention: usize,
+    /// Retry policy of steps whose template does not set one.
+    pub default_retry: RetryDefaults,
+}
+
+impl Default for OrchestrationConfig {
+    fn default() -> Self {
+        Self { template_path: String::new(), finished_task_retention: 10_000, default_retry: RetryDefaults::default() }
+    }
+}
+
+/// `[orchestration.default_retry]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryDefaults {
+    pub retryable: bool,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Fraction of the backoff added or removed at random (0.0 ..= 1.0).
+    pub jitter: f64,
+}
+
+impl Default for RetryDefaults {
+    fn default() -> Self {
+        Self { retryable: true, max_attempts: 3, backoff_base_ms: 100, max_backoff_ms: 5_000, jitter: 0.2 }
+    }
+}
+
+/// `[worker]`: the process-level worker (tokio runtime and the Ruby handler loop).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Threads of the core's tokio runtime.
+    pub runtime_threads: usize,
+    /// Ruby handler threads of `TaskerCore::Worker` when `concurrency:` is not given.
+    pub concurrency: usize,
+    /// How long an idle Ruby thread waits in the GVL-free poll before it rechecks for stop.
+    pub poll_timeout_ms: u64,
+    /// Default `timeout:` of `Worker#stop` and of the executable's graceful stop.
+    pub shutdown_timeout_ms: u64,
+    /// How long past its deadline a handler may keep running before the worker
+    /// interrupts it and, failing that, replaces its thread.
+    pub hung_handler_grace_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            runtime_threads: 2,
+            concurrency: 10,
+            poll_timeout_ms: 100,
+            shutdown_timeout_ms: 30_000,
+            hung_handler_grace_ms: 5_000,
+        }
+    }
+}
