@@ -11,3 +11,6 @@ pub mod config;
 pub mod messages;
 pub mod template;
 pub mod worker;
+pub mod orchestrator;
+pub mod time_format;
+pub mod embedded;

@@ -1,0 +1,518 @@
+//! `FfiDispatchChannel`: the consumer of the dispatch channel for a foreign-language
+//! handler loop (Ruby). A foreign thread polls for events, runs its handler, and
+//! completes by `event_id`; the channel tracks every polled event as pending with a
+//! deadline and, on a tokio timer, fails each one that overruns exactly once.
+//!
+//! Threads: `poll`, `poll_wait`, `complete` and `metrics` are called from foreign
+//! (non-tokio) threads; the pump and the reaper run on the tokio runtime. No lock is
+//! held across an `.await` or while a caller waits.
+//!
+//! Capacity: the `DispatchSlot` of each event moves from the dispatch message into the
+//! pending entry and is released when the entry leaves (completed, timed out, released
+//! or shut down), so polled-but-unfinished events count against `max_concurrent_handlers`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde::Serialize;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::FfiDispatchConfig;
+use crate::messages::{
+    error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionError, StepExecutionResult, StepIdentity,
+};
+use crate::worker::slots::DispatchSlot;
+
+/// Settings of one `FfiDispatchChannel`.
+#[derive(Debug, Clone)]
+pub struct FfiDispatchChannelConfig {
+    /// An event waiting unpolled longer than this sets the starvation flag.
+    pub starvation_threshold: Duration,
+    /// How many timed-out event ids are remembered to count late completions.
+    pub late_completion_memory: usize,
+}
+
+impl From<&FfiDispatchConfig> for FfiDispatchChannelConfig {
+    fn from(c: &FfiDispatchConfig) -> Self {
+        Self {
+            starvation_threshold: Duration::from_millis(c.starvation_threshold_ms),
+            late_completion_memory: c.late_completion_memory,
+        }
+    }
+}
+
+impl Default for FfiDispatchChannelConfig {
+    fn default() -> Self {
+        Self::from(&FfiDispatchConfig::default())
+    }
+}
+
+/// A snapshot of the channel's health.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FfiDispatchMetrics {
+    /// Polled, not yet completed or timed out.
+    pub pending_count: usize,
+    pub oldest_pending_age_ms: u64,
+    /// Dispatched by the executor, not yet polled.
+    pub waiting_in_dispatch: usize,
+    pub oldest_waiting_ms: u64,
+    /// Something has waited unpolled longer than the starvation threshold.
+    pub starvation_detected: bool,
+    pub starvation_threshold_ms: u64,
+    /// Events handed out by `poll` (a released and re-polled event counts twice).
+    pub total_dispatched: u64,
+    pub total_completed: u64,
+    pub total_timed_out: u64,
+    /// Completions answered `false`: unknown, already completed or timed out.
+    pub total_rejected_completions: u64,
+    /// The part of the rejected completions that came for a timed-out event.
+    pub late_completions: u64,
+    /// Events given back after an interrupted poll.
+    pub total_released: u64,
+}
+
+/// What a non-blocking completion did.
+#[derive(Debug)]
+pub enum TryComplete {
+    Accepted,
+    /// Unknown, already completed or timed out: answered `false`.
+    Rejected,
+    /// The completion channel is full; the event is still pending. The result is handed
+    /// back so the caller can wait for room and try again.
+    Full(StepExecutionResult),
+}
+
+/// What a waiting completion did.
+#[derive(Debug)]
+pub enum CompleteOutcome {
+    Accepted,
+    Rejected,
+    /// The wait for room was cancelled; the event is still pending.
+    Cancelled(StepExecutionResult),
+}
+
+/// Why the channel cannot take a completion any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the worker's completion channel is closed (the worker was stopped)")]
+pub struct CompletionChannelClosed;
+
+#[derive(Debug)]
+struct PendingEvent {
+    identity: StepIdentity,
+    polled_at: Instant,
+    deadline: Instant,
+    timeout: Duration,
+    step_name: String,
+    /// Released (capacity given back) when the entry is removed.
+    slot: Option<DispatchSlot>,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    queue: VecDeque<DispatchHandlerMessage>,
+}
+
+/// Event ids that timed out recently, to tell a late completion from an unknown one.
+#[derive(Debug, Default)]
+struct LateMemory {
+    ids: HashSet<Uuid>,
+    order: VecDeque<Uuid>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    dispatched: AtomicU64,
+    completed: AtomicU64,
+    timed_out: AtomicU64,
+    rejected: AtomicU64,
+    late: AtomicU64,
+    released: AtomicU64,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct FfiDispatchChannel {
+    dispatch_receiver: Mutex<Option<mpsc::Receiver<DispatchHandlerMessage>>>,
+    completion_sender: mpsc::Sender<StepExecutionResult>,
+    inbox: Mutex<Inbox>,
+    inbox_ready: Condvar,
+    pending: Mutex<HashMap<Uuid, PendingEvent>>,
+    late: Mutex<LateMemory>,
+    config: FfiDispatchChannelConfig,
+    counters: Counters,
+    epoch: Instant,
+    /// Earliest pending deadline the reaper sleeps towards, in ns since `epoch`.
+    reaper_next_wake: AtomicU64,
+    reaper_wake: Notify,
+    shutdown: CancellationToken,
+}
+
+/// The background tasks of a started channel.
+#[derive(Debug)]
+pub struct FfiChannelTasks {
+    pump: JoinHandle<()>,
+    reaper: JoinHandle<()>,
+}
+
+impl FfiDispatchChannel {
+    pub fn new(
+        dispatch_receiver: mpsc::Receiver<DispatchHandlerMessage>,
+        completion_sender: mpsc::Sender<StepExecutionResult>,
+        config: FfiDispatchChannelConfig,
+    ) -> Self {
+        Self {
+            dispatch_receiver: Mutex::new(Some(dispatch_receiver)),
+            completion_sender,
+            inbox: Mutex::new(Inbox::default()),
+            inbox_ready: Condvar::new(),
+            pending: Mutex::new(HashMap::new()),
+            late: Mutex::new(LateMemory::default()),
+            config,
+            counters: Counters::default(),
+            epoch: Instant::now(),
+            reaper_next_wake: AtomicU64::new(u64::MAX),
+            reaper_wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Starts the pump (dispatch channel → inbox) and the timeout reaper on `runtime`.
+    /// Returns `None` if it was already started.
+    pub fn start(self: &Arc<Self>, runtime: &tokio::runtime::Handle) -> Option<FfiChannelTasks> {
+        let receiver = self.dispatch_receiver.lock().take()?;
+        let pump = runtime.spawn(Arc::clone(self).pump(receiver));
+        let reaper = runtime.spawn(Arc::clone(self).reap());
+        Some(FfiChannelTasks { pump, reaper })
+    }
+
+    /// Takes the next event, if one is waiting. Never blocks.
+    pub fn poll(&self) -> Option<FfiStepEvent> {
+        let message = self.inbox.lock().queue.pop_front()?;
+        Some(self.track(message))
+    }
+
+    /// Waits up to `timeout` for an event on the calling (non-async) thread. Returns early
+    /// with `None` once `interrupted()` is true; whoever sets it must then call
+    /// `wake_waiters` so the wait notices at once.
+    pub fn poll_wait(&self, timeout: Duration, interrupted: &dyn Fn() -> bool) -> Option<FfiStepEvent> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut inbox = self.inbox.lock();
+        loop {
+            if let Some(message) = inbox.queue.pop_front() {
+                drop(inbox);
+                return Some(self.track(message));
+            }
+            if interrupted() || self.shutdown.is_cancelled() {
+                return None;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    self.inbox_ready.wait_until(&mut inbox, deadline);
+                }
+                None => self.inbox_ready.wait(&mut inbox),
+            }
+        }
+    }
+
+    /// Wakes every thread in `poll_wait` so it rechecks its interrupt flag.
+    pub fn wake_waiters(&self) {
+        let _inbox = self.inbox.lock();
+        self.inbox_ready.notify_all();
+    }
+
+    fn track(&self, message: DispatchHandlerMessage) -> FfiStepEvent {
+        let DispatchHandlerMessage { event, slot, .. } = message;
+        let now = Instant::now();
+        let timeout = event.timeout;
+        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        let entry = PendingEvent {
+            identity: event.identity(),
+            polled_at: now,
+            deadline,
+            timeout,
+            step_name: event.payload.workflow_step.name.clone(),
+            slot,
+        };
+        let event_id = event.event_id;
+        {
+            let mut pending = self.pending.lock();
+            pending.insert(event_id, entry);
+            let wake_at = self.nanos_since_epoch(deadline);
+            if wake_at < self.reaper_next_wake.load(Ordering::Acquire) {
+                self.reaper_next_wake.store(wake_at, Ordering::Release);
+                self.reaper_wake.notify_one();
+            }
+        }
+        self.counters.dispatched.fetch_add(1, Ordering::Relaxed);
+        FfiStepEvent::from_execution_event(event)
+    }
+
+    /// Gives a polled event back (front of the queue) because the foreign thread could
+    /// not take it, e.g. it was interrupted while the event was being handed over.
+    /// Returns `false` if the event was no longer pending.
+    pub fn release(&self, event: FfiStepEvent) -> bool {
+        let Some(entry) = self.pending.lock().remove(&event.event_id) else { return false };
+        let message = DispatchHandlerMessage::new(event.execution_event, entry.slot);
+        self.inbox.lock().queue.push_front(message);
+        self.inbox_ready.notify_one();
+        self.counters.released.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether `event_id` is polled and neither completed nor timed out.
+    pub fn is_pending(&self, event_id: &Uuid) -> bool {
+        self.pending.lock().contains_key(event_id)
+    }
+
+    /// Completes an event without waiting. See `TryComplete`.
+    pub fn try_complete(&self, event_id: Uuid, result: StepExecutionResult) -> Result<TryComplete, CompletionChannelClosed> {
+        let mut pending = self.pending.lock();
+        let Some(entry) = pending.get(&event_id) else {
+            drop(pending);
+            self.reject(&event_id);
+            return Ok(TryComplete::Rejected);
+        };
+        let identity = entry.identity;
+        let permit = match self.completion_sender.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => return Ok(TryComplete::Full(result)),
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(CompletionChannelClosed),
+        };
+        let entry = pending.remove(&event_id);
+        drop(pending);
+        // The slot is released before the result is sent on.
+        drop(entry);
+        permit.send(result.with_identity(identity));
+        self.counters.completed.fetch_add(1, Ordering::Relaxed);
+        Ok(TryComplete::Accepted)
+    }
+
+    /// Completes an event, waiting for room in the completion channel until `cancel`
+    /// fires. Usable from any thread: it only needs a waker, not a runtime.
+    pub async fn complete_until(
+        &self,
+        event_id: Uuid,
+        mut result: StepExecutionResult,
+        cancel: &CancellationToken,
+    ) -> Result<CompleteOutcome, CompletionChannelClosed> {
+        loop {
+            match self.try_complete(event_id, result)? {
+                TryComplete::Accepted => return Ok(CompleteOutcome::Accepted),
+                TryComplete::Rejected => return Ok(CompleteOutcome::Rejected),
+                TryComplete::Full(back) => result = back,
+            }
+            // Wait for room without holding it: the reaper or another completion may
+            // need it first, and the event must stay pending until it really goes out.
+            tokio::select! {
+                permit = self.completion_sender.reserve() => {
+                    drop(permit.map_err(|_| CompletionChannelClosed)?);
+                }
+                _ = cancel.cancelled() => return Ok(CompleteOutcome::Cancelled(result)),
+            }
+        }
+    }
+
+    /// Completes an event, waiting for room in the completion channel if needed.
+    /// Returns `true` if accepted, `false` for an unknown, completed or timed-out event.
+    /// For foreign or plain threads; inside async code use `complete_until`.
+    pub fn complete(&self, event_id: Uuid, result: StepExecutionResult) -> bool {
+        let never = CancellationToken::new();
+        matches!(
+            futures::executor::block_on(self.complete_until(event_id, result, &never)),
+            Ok(CompleteOutcome::Accepted)
+        )
+    }
+
+    fn reject(&self, event_id: &Uuid) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        if self.late.lock().ids.contains(event_id) {
+            self.counters.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn remember_timed_out(&self, event_id: Uuid) {
+        let capacity = self.config.late_completion_memory;
+        if capacity == 0 {
+            return;
+        }
+        let mut late = self.late.lock();
+        if late.ids.insert(event_id) {
+            late.order.push_back(event_id);
+        }
+        while late.order.len() > capacity {
+            if let Some(old) = late.order.pop_front() {
+                late.ids.remove(&old);
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> FfiDispatchMetrics {
+        let now = Instant::now();
+        let (pending_count, oldest_pending) = {
+            let pending = self.pending.lock();
+            (pending.len(), pending.values().map(|p| p.polled_at).min())
+        };
+        let (waiting, oldest_waiting) = {
+            let inbox = self.inbox.lock();
+            (inbox.queue.len(), inbox.queue.front().map(|m| m.dispatched_at))
+        };
+        let oldest_waiting_age = oldest_waiting.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
+        FfiDispatchMetrics {
+            pending_count,
+            oldest_pending_age_ms: oldest_pending.map(|t| millis(now.saturating_duration_since(t))).unwrap_or(0),
+            waiting_in_dispatch: waiting,
+            oldest_waiting_ms: millis(oldest_waiting_age),
+            starvation_detected: waiting > 0 && oldest_waiting_age > self.config.starvation_threshold,
+            starvation_threshold_ms: millis(self.config.starvation_threshold),
+            total_dispatched: self.counters.dispatched.load(Ordering::Relaxed),
+            total_completed: self.counters.completed.load(Ordering::Relaxed),
+            total_timed_out: self.counters.timed_out.load(Ordering::Relaxed),
+            total_rejected_completions: self.counters.rejected.load(Ordering::Relaxed),
+            late_completions: self.counters.late.load(Ordering::Relaxed),
+            total_released: self.counters.released.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the pump and the reaper, then reports every event not finished — waiting
+    /// unpolled or pending — as a retryable `worker_shutdown` failure. Returns how many.
+    pub async fn shutdown(&self, tasks: Option<FfiChannelTasks>) -> usize {
+        self.shutdown.cancel();
+        self.wake_waiters();
+        if let Some(tasks) = tasks {
+            // The pump moves whatever is left in the channel into the inbox as it stops.
+            let _ = tasks.pump.await;
+            let _ = tasks.reaper.await;
+        }
+        let unpolled: Vec<DispatchHandlerMessage> = self.inbox.lock().queue.drain(..).collect();
+        let pending: Vec<PendingEvent> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        let mut failures = Vec::with_capacity(unpolled.len() + pending.len());
+        for message in unpolled {
+            let identity = message.event.identity();
+            let name = message.event.payload.workflow_step.name.clone();
+            drop(message);
+            failures.push(shutdown_failure(identity, &name, "it waited to be polled"));
+        }
+        for entry in pending {
+            failures.push(shutdown_failure(entry.identity, &entry.step_name, "its handler had not completed it"));
+        }
+        let count = failures.len();
+        for failure in failures {
+            if self.completion_sender.send(failure).await.is_err() {
+                tracing::error!("completion channel closed while reporting shutdown failures");
+                break;
+            }
+        }
+        count
+    }
+
+    async fn pump(self: Arc<Self>, mut receiver: mpsc::Receiver<DispatchHandlerMessage>) {
+        let mut batch = Vec::with_capacity(64);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break,
+                received = receiver.recv_many(&mut batch, 64) => {
+                    if received == 0 {
+                        break;
+                    }
+                    self.push_to_inbox(&mut batch);
+                }
+            }
+        }
+        receiver.close();
+        while let Ok(message) = receiver.try_recv() {
+            batch.push(message);
+        }
+        self.push_to_inbox(&mut batch);
+    }
+
+    fn push_to_inbox(&self, batch: &mut Vec<DispatchHandlerMessage>) {
+        if batch.is_empty() {
+            return;
+        }
+        let count = batch.len();
+        self.inbox.lock().queue.extend(batch.drain(..));
+        if count == 1 {
+            self.inbox_ready.notify_one();
+        } else {
+            self.inbox_ready.notify_all();
+        }
+    }
+
+    async fn reap(self: Arc<Self>) {
+        loop {
+            let now = Instant::now();
+            let expired: Vec<PendingEvent> = {
+                let mut pending = self.pending.lock();
+                let ids: Vec<Uuid> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+                let expired = ids.iter().filter_map(|id| pending.remove(id)).collect();
+                let next = pending.values().map(|p| p.deadline).min();
+                self.reaper_next_wake.store(next.map_or(u64::MAX, |d| self.nanos_since_epoch(d)), Ordering::Release);
+                expired
+            };
+            for entry in expired {
+                self.remember_timed_out(entry.identity.event_id);
+                self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                let failure = timeout_failure(&entry);
+                // Capacity comes back before the failure is sent on.
+                drop(entry);
+                if self.completion_sender.send(failure).await.is_err() {
+                    return;
+                }
+            }
+            let next = self.reaper_next_wake.load(Ordering::Acquire);
+            let sleep = async {
+                if next == u64::MAX {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep_until((self.epoch + Duration::from_nanos(next)).into()).await
+                }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = self.reaper_wake.notified() => {}
+                _ = sleep => {}
+            }
+        }
+    }
+
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+fn timeout_failure(entry: &PendingEvent) -> StepExecutionResult {
+    StepExecutionResult::failure(StepExecutionError::new(
+        format!(
+            "step '{}' exceeded its deadline of {} ms (event {}); the core failed this attempt",
+            entry.step_name,
+            millis(entry.timeout),
+            entry.identity.event_id
+        ),
+        error_types::HANDLER_TIMEOUT,
+        true,
+    ))
+    .with_identity(entry.identity)
+}
+
+fn shutdown_failure(identity: StepIdentity, step_name: &str, why: &str) -> StepExecutionResult {
+    StepExecutionResult::failure(StepExecutionError::new(
+        format!("worker stopped before step '{step_name}' finished ({why}); it will be retried"),
+        error_types::WORKER_SHUTDOWN,
+        true,
+    ))
+    .with_identity(identity)
+}
