@@ -1,9 +1,38 @@
-//! Ruby bindings of tasker_core: defines `TaskerCore::FFI`.
-use magnus::{prelude::*, Error, Ruby};
+//! Ruby bindings of tasker_core: defines the `TaskerCore::FFI` module functions.
+//!
+//! This crate is thin on purpose: argument checks and conversions (`convert`,
+//! `options`), GVL handling (`gvl`), Ruby exceptions (`errors`), the per-process system
+//! slot (`system`) and the function bodies (`ffi`). All behaviour lives in the
+//! `tasker-worker` crate.
+//!
+//! GC and threads: no Ruby object is stored in a Rust structure except the `Lazy`
+//! statics in `errors` and `convert`, which magnus marks for the life of the process.
+//! Ruby APIs are only called from Ruby threads holding the GVL; code on tokio threads and
+//! code run without the GVL (`gvl::without_gvl`) only touches Rust data.
+
+mod convert;
+mod errors;
+mod ffi;
+mod gvl;
+mod options;
+mod system;
+
+use magnus::{function, prelude::*, Error, Ruby};
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
-    let core = ruby.define_module("TaskerCore")?;
-    let _ffi = core.define_module("FFI")?;
+    errors::define_classes(ruby)?;
+    convert::init_keys(ruby);
+    let module = ruby.define_module("TaskerCore")?.define_module("FFI")?;
+    module.define_module_function("bootstrap_worker", function!(ffi::bootstrap_worker, -1))?;
+    module.define_module_function("poll_step_events", function!(ffi::poll_step_events, -1))?;
+    module.define_module_function("complete_step_event", function!(ffi::complete_step_event, 2))?;
+    module.define_module_function("event_pending?", function!(ffi::event_pending, 1))?;
+    module.define_module_function("ffi_dispatch_metrics", function!(ffi::ffi_dispatch_metrics, 0))?;
+    module.define_module_function("worker_status", function!(ffi::worker_status, 0))?;
+    module.define_module_function("stop_worker", function!(ffi::stop_worker, -1))?;
+    module.define_module_function("create_task", function!(ffi::create_task, 4))?;
+    module.define_module_function("task_status", function!(ffi::task_status, 1))?;
+    module.define_module_function("wait_for_task", function!(ffi::wait_for_task, 2))?;
     Ok(())
 }

@@ -1,0 +1,581 @@
+//! Conversions between Ruby values and the core's types.
+//!
+//! Rust → Ruby: events, task status, metrics, JSON values (Hashes with String keys).
+//! Ruby → Rust: JSON-like values (nil, true, false, Integer, Float, String, Symbol,
+//! Array, Hash with String or Symbol keys), step results, UUIDs and durations. Every
+//! rejection names the offending key path, e.g. `result["metadata"]["custom"][2]`.
+//!
+//! All of this runs on a Ruby thread holding the GVL. Ruby values only live on the
+//! stack for the length of one call; nothing here stores one.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use magnus::value::{Lazy, ReprValue};
+use magnus::rb_sys::AsRawValue;
+use magnus::{Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby, Symbol, Value};
+use serde_json::{Map, Number, Value as Json};
+use uuid::Uuid;
+
+use tasker_worker::messages::{FfiStepEvent, ResultMetadata, StepExecutionError, StepExecutionResult};
+use tasker_worker::orchestrator::TaskStatusView;
+use tasker_worker::time_format::rfc3339_millis;
+
+use crate::errors::{argument, class_name, short_inspect, type_error};
+
+/// Deepest nesting accepted in a JSON-like value from Ruby.
+pub const MAX_DEPTH: usize = 64;
+/// Most bytes of string data accepted in one JSON-like value from Ruby.
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+
+macro_rules! keys {
+    ($($name:ident = $text:literal),* $(,)?) => {
+        $(static $name: Lazy<RString> = Lazy::new(|ruby| ruby.str_new($text).to_interned_str());)*
+        /// Creates every interned key at load time.
+        pub fn init_keys(ruby: &Ruby) { $(Lazy::force(&$name, ruby);)* }
+    };
+}
+
+// Frozen, interned Hash keys: inserting them allocates nothing.
+keys! {
+    K_EVENT_ID = "event_id", K_TASK_UUID = "task_uuid", K_STEP_UUID = "step_uuid",
+    K_CORRELATION_ID = "correlation_id", K_TRACE_ID = "trace_id", K_SPAN_ID = "span_id",
+    K_TIMEOUT_MS = "timeout_ms", K_TASK_SEQUENCE_STEP = "task_sequence_step", K_TASK = "task",
+    K_NAMESPACE = "namespace", K_NAME = "name", K_VERSION = "version", K_CONTEXT = "context",
+    K_WORKFLOW_STEP = "workflow_step", K_ATTEMPTS = "attempts", K_MAX_ATTEMPTS = "max_attempts",
+    K_RETRYABLE = "retryable", K_INPUTS = "inputs", K_DEPENDENCY_RESULTS = "dependency_results",
+    K_STEP_DEFINITION = "step_definition", K_HANDLER = "handler", K_CALLABLE = "callable",
+    K_INITIALIZATION = "initialization", K_DEPENDENCIES = "dependencies", K_RETRY = "retry",
+    K_BACKOFF_BASE_MS = "backoff_base_ms", K_MAX_BACKOFF_MS = "max_backoff_ms",
+    K_TIMEOUT_SECONDS = "timeout_seconds",
+}
+
+fn key(ruby: &Ruby, lazy: &Lazy<RString>) -> RString {
+    ruby.get_inner(lazy)
+}
+
+pub fn uuid_str(ruby: &Ruby, uuid: &Uuid) -> RString {
+    let mut buf = Uuid::encode_buffer();
+    ruby.str_new(uuid.hyphenated().encode_lower(&mut buf))
+}
+
+fn opt_str(ruby: &Ruby, value: Option<&str>) -> Value {
+    value.map_or_else(|| ruby.qnil().as_value(), |s| ruby.str_new(s).as_value())
+}
+
+/// A JSON value as plain Ruby objects (Hashes with String keys).
+pub fn json_to_ruby(ruby: &Ruby, value: &Json) -> Result<Value, Error> {
+    Ok(match value {
+        Json::Null => ruby.qnil().as_value(),
+        Json::Bool(b) => (*b).into_value_with(ruby),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                ruby.integer_from_i64(i).as_value()
+            } else if let Some(u) = n.as_u64() {
+                ruby.integer_from_u64(u).as_value()
+            } else {
+                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN)).as_value()
+            }
+        }
+        Json::String(s) => ruby.str_new(s).as_value(),
+        Json::Array(items) => {
+            let array = ruby.ary_new_capa(items.len());
+            for item in items {
+                array.push(json_to_ruby(ruby, item)?)?;
+            }
+            array.as_value()
+        }
+        Json::Object(map) => {
+            let hash = ruby.hash_new();
+            for (k, v) in map {
+                hash.aset(ruby.str_new(k), json_to_ruby(ruby, v)?)?;
+            }
+            hash.as_value()
+        }
+    })
+}
+
+/// The event Hash `poll_step_events` returns (the layout DESIGN.md gives).
+pub fn event_to_hash(ruby: &Ruby, event: &FfiStepEvent) -> Result<RHash, Error> {
+    let payload = &event.execution_event.payload;
+    let hash = ruby.hash_new();
+    hash.aset(key(ruby, &K_EVENT_ID), uuid_str(ruby, &event.event_id))?;
+    hash.aset(key(ruby, &K_TASK_UUID), uuid_str(ruby, &event.task_uuid))?;
+    hash.aset(key(ruby, &K_STEP_UUID), uuid_str(ruby, &event.step_uuid))?;
+    hash.aset(key(ruby, &K_CORRELATION_ID), uuid_str(ruby, &event.correlation_id))?;
+    hash.aset(key(ruby, &K_TRACE_ID), opt_str(ruby, event.trace_id.as_deref()))?;
+    hash.aset(key(ruby, &K_SPAN_ID), opt_str(ruby, event.span_id.as_deref()))?;
+    hash.aset(key(ruby, &K_TIMEOUT_MS), event.timeout_ms)?;
+
+    let task = ruby.hash_new();
+    task.aset(key(ruby, &K_TASK_UUID), uuid_str(ruby, &payload.task.task_uuid))?;
+    task.aset(key(ruby, &K_NAMESPACE), ruby.str_new(&payload.task.namespace))?;
+    task.aset(key(ruby, &K_NAME), ruby.str_new(&payload.task.name))?;
+    task.aset(key(ruby, &K_VERSION), ruby.str_new(&payload.task.version))?;
+    task.aset(key(ruby, &K_CONTEXT), json_to_ruby(ruby, &payload.task.context)?)?;
+
+    let step = &payload.workflow_step;
+    let workflow_step = ruby.hash_new();
+    workflow_step.aset(key(ruby, &K_STEP_UUID), uuid_str(ruby, &step.step_uuid))?;
+    workflow_step.aset(key(ruby, &K_NAME), ruby.str_new(&step.name))?;
+    workflow_step.aset(key(ruby, &K_ATTEMPTS), step.attempts)?;
+    workflow_step.aset(key(ruby, &K_MAX_ATTEMPTS), step.max_attempts)?;
+    workflow_step.aset(key(ruby, &K_RETRYABLE), step.retryable)?;
+    workflow_step.aset(key(ruby, &K_INPUTS), json_to_ruby(ruby, &step.inputs)?)?;
+
+    let dependency_results = ruby.hash_new();
+    for (name, value) in &payload.dependency_results {
+        dependency_results.aset(ruby.str_new(name), json_to_ruby(ruby, value)?)?;
+    }
+
+    let definition = &payload.step_definition;
+    let handler = ruby.hash_new();
+    handler.aset(key(ruby, &K_CALLABLE), ruby.str_new(&definition.handler.callable))?;
+    handler.aset(
+        key(ruby, &K_INITIALIZATION),
+        match &definition.handler.initialization {
+            Some(init) => json_to_ruby(ruby, init)?,
+            None => ruby.qnil().as_value(),
+        },
+    )?;
+    let dependencies = ruby.ary_new_capa(definition.dependencies.len());
+    for dependency in &definition.dependencies {
+        dependencies.push(ruby.str_new(dependency))?;
+    }
+    let retry = ruby.hash_new();
+    retry.aset(key(ruby, &K_RETRYABLE), definition.retry.retryable)?;
+    retry.aset(key(ruby, &K_MAX_ATTEMPTS), definition.retry.max_attempts)?;
+    retry.aset(key(ruby, &K_BACKOFF_BASE_MS), definition.retry.backoff_base_ms)?;
+    retry.aset(key(ruby, &K_MAX_BACKOFF_MS), definition.retry.max_backoff_ms)?;
+    let step_definition = ruby.hash_new();
+    step_definition.aset(key(ruby, &K_NAME), ruby.str_new(&definition.name))?;
+    step_definition.aset(key(ruby, &K_HANDLER), handler)?;
+    step_definition.aset(key(ruby, &K_DEPENDENCIES), dependencies)?;
+    step_definition.aset(key(ruby, &K_RETRY), retry)?;
+    step_definition.aset(key(ruby, &K_TIMEOUT_SECONDS), definition.timeout_seconds)?;
+
+    let sequence = ruby.hash_new();
+    sequence.aset(key(ruby, &K_TASK), task)?;
+    sequence.aset(key(ruby, &K_WORKFLOW_STEP), workflow_step)?;
+    sequence.aset(key(ruby, &K_DEPENDENCY_RESULTS), dependency_results)?;
+    sequence.aset(key(ruby, &K_STEP_DEFINITION), step_definition)?;
+    hash.aset(key(ruby, &K_TASK_SEQUENCE_STEP), sequence)?;
+    Ok(hash)
+}
+
+/// A `task_status` Hash.
+pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset("task_uuid", uuid_str(ruby, &view.task_uuid))?;
+    hash.aset("namespace", ruby.str_new(&view.namespace))?;
+    hash.aset("name", ruby.str_new(&view.name))?;
+    hash.aset("version", ruby.str_new(&view.version))?;
+    hash.aset("status", view.status)?;
+    hash.aset("correlation_id", uuid_str(ruby, &view.correlation_id))?;
+    hash.aset("created_at", rfc3339_millis(view.created_at))?;
+    hash.aset("completed_at", view.finished_at.map(rfc3339_millis))?;
+    let steps = ruby.ary_new_capa(view.steps.len());
+    for step in &view.steps {
+        let s = ruby.hash_new();
+        s.aset("name", ruby.str_new(&step.name))?;
+        s.aset("step_uuid", uuid_str(ruby, &step.step_uuid))?;
+        s.aset("status", step.status)?;
+        s.aset("attempts", step.attempts)?;
+        s.aset("max_attempts", step.max_attempts)?;
+        s.aset(
+            "result",
+            match &step.result {
+                Some(v) => json_to_ruby(ruby, v)?,
+                None => ruby.qnil().as_value(),
+            },
+        )?;
+        s.aset(
+            "error",
+            match &step.error {
+                Some(e) => error_to_hash(ruby, e)?.as_value(),
+                None => ruby.qnil().as_value(),
+            },
+        )?;
+        steps.push(s)?;
+    }
+    hash.aset("steps", steps)?;
+    Ok(hash)
+}
+
+fn error_to_hash(ruby: &Ruby, error: &StepExecutionError) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset("message", ruby.str_new(&error.message))?;
+    hash.aset("error_type", ruby.str_new(&error.error_type))?;
+    hash.aset("retryable", error.retryable)?;
+    let backtrace = ruby.ary_new_capa(error.backtrace.len());
+    for line in &error.backtrace {
+        backtrace.push(ruby.str_new(line))?;
+    }
+    hash.aset("backtrace", backtrace)?;
+    Ok(hash)
+}
+
+/// Any serializable value as Ruby objects, through JSON (cold paths: metrics, status).
+pub fn serialize_to_ruby<T: serde::Serialize>(ruby: &Ruby, value: &T) -> Result<Value, Error> {
+    let json = serde_json::to_value(value)
+        .map_err(|e| crate::errors::internal(ruby, format!("could not serialize a report: {e}")))?;
+    json_to_ruby(ruby, &json)
+}
+
+// ---------------------------------------------------------------- Ruby → Rust
+
+/// One step of a key path, for error messages.
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Reads JSON-like Ruby values, tracking where it is for error messages.
+struct JsonReader<'r> {
+    ruby: &'r Ruby,
+    root: String,
+    path: Vec<Segment>,
+    bytes: usize,
+}
+
+impl<'r> JsonReader<'r> {
+    fn new(ruby: &'r Ruby, root: impl Into<String>) -> Self {
+        Self { ruby, root: root.into(), path: Vec::new(), bytes: 0 }
+    }
+
+    fn location(&self) -> String {
+        let mut text = self.root.clone();
+        for segment in &self.path {
+            match segment {
+                Segment::Key(k) => {
+                    let _ = write!(text, "[{k:?}]");
+                }
+                Segment::Index(i) => {
+                    let _ = write!(text, "[{i}]");
+                }
+            }
+        }
+        text
+    }
+
+    fn type_error(&self, message: impl std::fmt::Display) -> Error {
+        type_error(self.ruby, format!("{}: {message}", self.location()))
+    }
+
+    fn arg_error(&self, message: impl std::fmt::Display) -> Error {
+        argument(self.ruby, format!("{}: {message}", self.location()))
+    }
+
+    fn count_bytes(&mut self, n: usize) -> Result<(), Error> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > MAX_BYTES {
+            return Err(self.arg_error(format!("value is too large: more than {MAX_BYTES} bytes of text")));
+        }
+        Ok(())
+    }
+
+    fn string(&mut self, s: RString) -> Result<String, Error> {
+        self.count_bytes(s.len())?;
+        s.to_string().map_err(|_| self.arg_error("string is not valid UTF-8 text"))
+    }
+
+    fn read(&mut self, value: Value) -> Result<Json, Error> {
+        if self.path.len() > MAX_DEPTH {
+            return Err(self.arg_error(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        if value.is_nil() {
+            return Ok(Json::Null);
+        }
+        let raw = value.as_raw();
+        if raw == rb_sys::Qtrue as rb_sys::VALUE {
+            return Ok(Json::Bool(true));
+        }
+        if raw == rb_sys::Qfalse as rb_sys::VALUE {
+            return Ok(Json::Bool(false));
+        }
+        if let Some(s) = RString::from_value(value) {
+            return Ok(Json::String(self.string(s)?));
+        }
+        if let Some(i) = Integer::from_value(value) {
+            if let Ok(n) = i.to_i64() {
+                return Ok(Json::Number(n.into()));
+            }
+            if let Ok(n) = i.to_u64() {
+                return Ok(Json::Number(n.into()));
+            }
+            return Err(self.arg_error("integer does not fit in 64 bits"));
+        }
+        if let Some(f) = Float::from_value(value) {
+            let n = f.to_f64();
+            return Number::from_f64(n)
+                .map(Json::Number)
+                .ok_or_else(|| self.arg_error(format!("{n} is not a JSON number (NaN and Infinity are not allowed)")));
+        }
+        if let Some(sym) = Symbol::from_value(value) {
+            let name = sym.name().map_err(|_| self.arg_error("symbol name is not valid UTF-8"))?;
+            self.count_bytes(name.len())?;
+            return Ok(Json::String(name.into_owned()));
+        }
+        if let Some(array) = RArray::from_value(value) {
+            let mut items = Vec::with_capacity(array.len());
+            for index in 0..array.len() {
+                let item: Value = array.entry(index as isize)?;
+                self.path.push(Segment::Index(index));
+                let read = self.read(item);
+                self.path.pop();
+                items.push(read?);
+            }
+            return Ok(Json::Array(items));
+        }
+        if let Some(hash) = RHash::from_value(value) {
+            return self.object(hash).map(Json::Object);
+        }
+        Err(self.type_error(format!(
+            "{} is not JSON-like (use nil, true, false, Integer, Float, String, Symbol, Array or Hash): {}",
+            class_name(value),
+            short_inspect(value)
+        )))
+    }
+
+    fn hash_key(&mut self, key: Value) -> Result<String, Error> {
+        if let Some(s) = RString::from_value(key) {
+            return self.string(s);
+        }
+        if let Some(sym) = Symbol::from_value(key) {
+            return sym.name().map(|n| n.into_owned()).map_err(|_| self.arg_error("symbol key is not valid UTF-8"));
+        }
+        Err(self.type_error(format!(
+            "Hash keys must be Strings or Symbols, got {} ({})",
+            class_name(key),
+            short_inspect(key)
+        )))
+    }
+
+    fn object(&mut self, hash: RHash) -> Result<Map<String, Json>, Error> {
+        let mut map = Map::new();
+        for (k, v) in hash_entries(hash)? {
+            let name = self.hash_key(k)?;
+            self.path.push(Segment::Key(name.clone()));
+            let read = self.read(v);
+            self.path.pop();
+            map.insert(name, read?);
+        }
+        Ok(map)
+    }
+}
+
+/// The entries of a Hash, copied out so no Ruby code runs while they are read.
+fn hash_entries(hash: RHash) -> Result<Vec<(Value, Value)>, Error> {
+    let mut entries = Vec::with_capacity(hash.len());
+    hash.foreach(|k: Value, v: Value| {
+        entries.push((k, v));
+        Ok(magnus::r_hash::ForEach::Continue)
+    })?;
+    Ok(entries)
+}
+
+/// A JSON-like Ruby value; errors name `root` and the path inside it.
+pub fn ruby_to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Json, Error> {
+    JsonReader::new(ruby, root).read(value)
+}
+
+/// A Hash with String or Symbol keys split into its known keys; any other key is an
+/// `ArgumentError` naming it and listing the allowed ones.
+fn known_keys<const N: usize>(
+    ruby: &Ruby,
+    hash: RHash,
+    what: &str,
+    allowed: [&str; N],
+) -> Result<[Option<Value>; N], Error> {
+    let mut found = [None; N];
+    for (k, v) in hash_entries(hash)? {
+        let name = if let Some(s) = RString::from_value(k) {
+            s.to_string().ok()
+        } else {
+            Symbol::from_value(k).and_then(|s| s.name().ok().map(|n| n.into_owned()))
+        };
+        let Some(name) = name else {
+            return Err(type_error(ruby, format!("{what}: keys must be Strings or Symbols, got {}", class_name(k))));
+        };
+        match allowed.iter().position(|a| *a == name) {
+            Some(i) => found[i] = Some(v),
+            None => {
+                return Err(argument(
+                    ruby,
+                    format!("{what}: unknown key {name:?} (allowed: {})", allowed.join(", ")),
+                ))
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn bool_at(ruby: &Ruby, value: Value, what: &str) -> Result<bool, Error> {
+    let raw = value.as_raw();
+    if raw == rb_sys::Qtrue as rb_sys::VALUE {
+        Ok(true)
+    } else if raw == rb_sys::Qfalse as rb_sys::VALUE {
+        Ok(false)
+    } else {
+        Err(type_error(ruby, format!("{what} must be true or false, got {}", class_name(value))))
+    }
+}
+
+fn string_at(ruby: &Ruby, value: Value, what: &str) -> Result<String, Error> {
+    let s = RString::from_value(value)
+        .ok_or_else(|| type_error(ruby, format!("{what} must be a String, got {}", class_name(value))))?;
+    s.to_string().map_err(|_| argument(ruby, format!("{what} is not valid UTF-8 text")))
+}
+
+fn present(value: Option<Value>) -> Option<Value> {
+    value.filter(|v| !v.is_nil())
+}
+
+/// A handler's result Hash → `StepExecutionResult` (identity left for the channel to fill).
+/// Errors name the offending key; nothing is changed anywhere when this fails.
+pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult, Error> {
+    let hash = RHash::from_value(value).ok_or_else(|| {
+        type_error(
+            ruby,
+            format!(
+                "result must be a Hash with \"success\" (true/false), got {}: {}",
+                class_name(value),
+                short_inspect(value)
+            ),
+        )
+    })?;
+    let [success, result, metadata, error] = known_keys(ruby, hash, "result", ["success", "result", "metadata", "error"])?;
+    let success = match success {
+        Some(v) => bool_at(ruby, v, "result[\"success\"]")?,
+        None => return Err(argument(ruby, "result: missing required key \"success\" (true or false)")),
+    };
+    let result_value = match present(result) {
+        Some(v) => ruby_to_json(ruby, v, "result[\"result\"]")?,
+        None => Json::Null,
+    };
+    let metadata = match present(metadata) {
+        Some(v) => metadata_from_ruby(ruby, v)?,
+        None => ResultMetadata::default(),
+    };
+    let error = match (success, present(error)) {
+        (true, None) => None,
+        (true, Some(_)) => {
+            return Err(argument(ruby, "result: \"error\" is only allowed when \"success\" is false"));
+        }
+        (false, Some(v)) => Some(error_from_ruby(ruby, v)?),
+        (false, None) => {
+            return Err(argument(
+                ruby,
+                "result: a failed result (\"success\" => false) needs \"error\" => {\"message\" => ...}",
+            ))
+        }
+    };
+    Ok(StepExecutionResult { step: Default::default(), success, result: result_value, metadata, error })
+}
+
+fn metadata_from_ruby(ruby: &Ruby, value: Value) -> Result<ResultMetadata, Error> {
+    let hash = RHash::from_value(value).ok_or_else(|| {
+        type_error(ruby, format!("result[\"metadata\"] must be a Hash, got {}", class_name(value)))
+    })?;
+    let [execution_time_ms, started_at, completed_at, retryable, custom] = known_keys(
+        ruby,
+        hash,
+        "result[\"metadata\"]",
+        ["execution_time_ms", "started_at", "completed_at", "retryable", "custom"],
+    )?;
+    let execution_time_ms = match present(execution_time_ms) {
+        None => None,
+        Some(v) => Some(non_negative_ms(ruby, v, "result[\"metadata\"][\"execution_time_ms\"]")?),
+    };
+    Ok(ResultMetadata {
+        execution_time_ms,
+        started_at: present(started_at).map(|v| string_at(ruby, v, "result[\"metadata\"][\"started_at\"]")).transpose()?,
+        completed_at: present(completed_at)
+            .map(|v| string_at(ruby, v, "result[\"metadata\"][\"completed_at\"]"))
+            .transpose()?,
+        retryable: present(retryable).map(|v| bool_at(ruby, v, "result[\"metadata\"][\"retryable\"]")).transpose()?,
+        custom: present(custom).map(|v| ruby_to_json(ruby, v, "result[\"metadata\"][\"custom\"]")).transpose()?,
+    })
+}
+
+fn non_negative_ms(ruby: &Ruby, value: Value, what: &str) -> Result<u64, Error> {
+    if let Some(i) = Integer::from_value(value) {
+        return i.to_u64().map_err(|_| argument(ruby, format!("{what} must be a non-negative number of milliseconds")));
+    }
+    if let Some(f) = Float::from_value(value) {
+        let n = f.to_f64();
+        if n.is_finite() && n >= 0.0 {
+            return Ok(n.round() as u64);
+        }
+        return Err(argument(ruby, format!("{what} must be a non-negative number of milliseconds, got {n}")));
+    }
+    Err(type_error(ruby, format!("{what} must be a Numeric, got {}", class_name(value))))
+}
+
+fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Error> {
+    let hash = RHash::from_value(value).ok_or_else(|| {
+        type_error(ruby, format!("result[\"error\"] must be a Hash with \"message\", got {}", class_name(value)))
+    })?;
+    let [message, error_type, retryable, backtrace] = known_keys(
+        ruby,
+        hash,
+        "result[\"error\"]",
+        ["message", "error_type", "retryable", "backtrace"],
+    )?;
+    let message = match present(message) {
+        Some(v) => string_at(ruby, v, "result[\"error\"][\"message\"]")?,
+        None => return Err(argument(ruby, "result[\"error\"]: missing required key \"message\"")),
+    };
+    let error_type = match present(error_type) {
+        Some(v) => string_at(ruby, v, "result[\"error\"][\"error_type\"]")?,
+        None => "StepFailure".to_string(),
+    };
+    let retryable = match present(retryable) {
+        Some(v) => bool_at(ruby, v, "result[\"error\"][\"retryable\"]")?,
+        None => true,
+    };
+    let backtrace = match present(backtrace) {
+        None => Vec::new(),
+        Some(v) => match RArray::from_value(v) {
+            Some(lines) => {
+                let mut out = Vec::with_capacity(lines.len());
+                for i in 0..lines.len() {
+                    let line: Value = lines.entry(i as isize)?;
+                    out.push(string_at(ruby, line, &format!("result[\"error\"][\"backtrace\"][{i}]"))?);
+                }
+                out
+            }
+            None => vec![string_at(ruby, v, "result[\"error\"][\"backtrace\"]")?],
+        },
+    };
+    Ok(StepExecutionError { message, error_type, retryable, backtrace })
+}
+
+/// A UUID given as a String; `what` names the argument in errors.
+pub fn uuid_arg(ruby: &Ruby, value: Value, what: &str) -> Result<Uuid, Error> {
+    let s = RString::from_value(value).ok_or_else(|| {
+        type_error(ruby, format!("{what} must be a String (a UUID), got {}: {}", class_name(value), short_inspect(value)))
+    })?;
+    // SAFETY: the bytes are read at once, before any Ruby code can run.
+    let bytes = unsafe { s.as_slice() };
+    Uuid::try_parse_ascii(bytes)
+        .map_err(|_| argument(ruby, format!("{what} is not a UUID: {}", short_inspect(value))))
+}
+
+/// `nil` → `None`; a non-negative finite Numeric of seconds → `Some(duration)`.
+pub fn seconds_arg(ruby: &Ruby, value: Value, what: &str) -> Result<Option<Duration>, Error> {
+    if value.is_nil() {
+        return Ok(None);
+    }
+    let seconds = if let Some(i) = Integer::from_value(value) {
+        i.to_i64().map(|n| n as f64).unwrap_or(f64::INFINITY)
+    } else if let Some(f) = Float::from_value(value) {
+        f.to_f64()
+    } else {
+        return Err(type_error(ruby, format!("{what} must be a Numeric number of seconds or nil, got {}", class_name(value))));
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(argument(ruby, format!("{what} must be a finite, non-negative number of seconds, got {seconds}")));
+    }
+    Ok(Some(Duration::from_secs_f64(seconds.min(365.0 * 86_400.0))))
+}

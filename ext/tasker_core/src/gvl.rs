@@ -1,0 +1,73 @@
+//! Running Rust code without Ruby's GVL, interruptibly.
+//!
+//! Rules kept here:
+//! - The closure run without the GVL touches no Ruby object and calls no Ruby API.
+//! - Ruby calls the unblock function (on another thread, holding the GVL) when it wants
+//!   this thread back — `Thread#kill`, `Thread#raise`, `Timeout`, a signal such as
+//!   Ctrl-C. The unblock function only sets flags and wakes waiters.
+//! - `rb_thread_call_without_gvl` checks for pending interrupts before and after the
+//!   closure and may raise (a non-local jump). It is called under `rb_protect`, so the
+//!   jump stops there, every Rust frame unwinds normally, and the interrupt is handed
+//!   back as an `Error` for magnus to re-raise when the method returns.
+//! - Neither closure may unwind into C: panics are caught inside the trampolines.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use magnus::Error;
+
+/// What a GVL-free call produced.
+pub struct Unlocked<R> {
+    /// The closure's result, or `None` if Ruby had an interrupt pending before it could
+    /// run; `Err` holds a panic payload.
+    pub value: Option<std::thread::Result<R>>,
+    /// The Ruby interrupt (exception, kill, throw) pending when the call ended.
+    pub interrupt: Option<Error>,
+}
+
+struct Call<F, R> {
+    work: Option<F>,
+    value: Option<std::thread::Result<R>>,
+}
+
+unsafe extern "C" fn run_work<F, R>(data: *mut c_void) -> *mut c_void
+where
+    F: FnOnce() -> R,
+{
+    // SAFETY: `data` is the `Call` on the stack of `without_gvl`, alive for this call.
+    let call = unsafe { &mut *(data as *mut Call<F, R>) };
+    if let Some(work) = call.work.take() {
+        call.value = Some(catch_unwind(AssertUnwindSafe(work)));
+    }
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn run_unblock<U>(data: *mut c_void)
+where
+    U: Fn() + Sync,
+{
+    // SAFETY: `data` is the `unblock` closure borrowed by `without_gvl`; Ruby calls the
+    // unblock function only while the blocking region (inside that call) is active.
+    let unblock = unsafe { &*(data as *const U) };
+    let _ = catch_unwind(AssertUnwindSafe(unblock));
+}
+
+/// Runs `work` with the GVL released; see the module documentation.
+pub fn without_gvl<R, F, U>(work: F, unblock: U) -> Unlocked<R>
+where
+    F: FnOnce() -> R,
+    U: Fn() + Sync,
+{
+    let mut call = Call { work: Some(work), value: None };
+    let call_ptr = &mut call as *mut Call<F, R> as *mut c_void;
+    let unblock_ptr = &unblock as *const U as *mut c_void;
+    let protected = magnus::rb_sys::protect(|| {
+        // SAFETY: both pointers outlive the call; the trampolines match their data.
+        unsafe {
+            rb_sys::rb_thread_call_without_gvl(Some(run_work::<F, R>), call_ptr, Some(run_unblock::<U>), unblock_ptr);
+        }
+        rb_sys::Qnil as rb_sys::VALUE
+    });
+    Unlocked { value: call.value, interrupt: protected.err() }
+}
