@@ -1,0 +1,203 @@
+# frozen_string_literal: true
+
+require "io/wait"
+require "optparse"
+require "tasker_core/errors"
+
+module TaskerCore
+  # The `tasker-worker` command: loads handler files, starts a TaskerCore::Worker and
+  # runs until TERM or INT. The first signal stops gracefully (exit 0); a second one
+  # exits at once (exit 1). Bad options print the usage and exit 2.
+  class CLI
+    EXIT_OK = 0
+    EXIT_FAILURE = 1
+    EXIT_USAGE = 2
+    SIGNALS = %w[TERM INT].freeze
+    # How often the main thread checks that the worker still runs while it waits.
+    WAIT_INTERVAL = 1.0
+
+    # A bad command line.
+    class UsageError < StandardError; end
+
+    # @param argv [Array<String>]
+    # @param out [IO] banner and progress
+    # @param err [IO] errors and usage on bad options
+    # @param worker_factory [#call, nil] builds the worker from keyword options
+    #   (TaskerCore::Worker.new when nil)
+    def initialize(argv, out: $stdout, err: $stderr, worker_factory: nil)
+      @argv = argv.dup
+      @out = out
+      @err = err
+      @worker_factory = worker_factory || ->(**options) { TaskerCore::Worker.new(**options) }
+    end
+
+    # @return [Integer] the exit status
+    def run
+      options = parse(@argv)
+      if options[:help]
+        @out.puts(parser({}).help)
+        return EXIT_OK
+      end
+
+      load_handlers(options[:requires])
+      worker = @worker_factory.call(**worker_options(options))
+      with_signal_pipe { |signals| serve(worker, options[:timeout], signals) }
+    rescue UsageError => e
+      @err.puts("tasker-worker: #{e.message}")
+      @err.puts(parser({}).help)
+      EXIT_USAGE
+    rescue StandardError, ScriptError => e
+      @err.puts("tasker-worker: #{e.class}: #{e.message}")
+      EXIT_FAILURE
+    end
+
+    # @param argv [Array<String>]
+    # @return [Hash] :requires, :templates, :concurrency, :environment, :config_root,
+    #   :timeout, :help
+    # @raise [UsageError]
+    def parse(argv)
+      options = { requires: [] }
+      rest = parser(options).parse(argv.dup)
+      raise UsageError, "unexpected argument(s): #{rest.join(' ')}" unless rest.empty?
+
+      options
+    rescue OptionParser::ParseError => e
+      raise UsageError, e.message
+    end
+
+    private
+
+    def parser(options)
+      OptionParser.new do |opts|
+        opts.banner = "Usage: tasker-worker [options]"
+        opts.separator ""
+        opts.separator "Runs TaskerCore step handlers until TERM or INT (a second signal exits at once)."
+        opts.separator ""
+        opts.on("-r", "--require FILE", "Ruby file defining step handlers (repeatable)") do |file|
+          options[:requires] << require_path!(file)
+        end
+        opts.on("-t", "--templates DIR", "Task template directory (default: TASKER_TEMPLATE_PATH)") do |dir|
+          options[:templates] = directory!("--templates", dir)
+        end
+        opts.on("-c", "--concurrency N", Integer, "Handler threads (default: the config's concurrency)") do |count|
+          raise UsageError, "--concurrency must be at least 1, got #{count}" unless count.positive?
+
+          options[:concurrency] = count
+        end
+        opts.on("-e", "--environment ENV", "Config environment (default: TASKER_ENV or development)") do |env|
+          raise UsageError, "--environment must not be empty" if env.strip.empty?
+
+          options[:environment] = env
+        end
+        opts.on("--config-root DIR", "Config directory holding base/ and environments/") do |dir|
+          options[:config_root] = directory!("--config-root", dir)
+        end
+        opts.on("--timeout SECONDS", Float, "Graceful stop timeout (default: the config's shutdown_timeout_ms)") do |secs|
+          raise UsageError, "--timeout must be a non-negative finite number, got #{secs}" unless secs.finite? && secs >= 0
+
+          options[:timeout] = secs
+        end
+        opts.on("-h", "--help", "Show this help") do
+          options[:help] = true
+        end
+      end
+    end
+
+    def require_path!(file)
+      path = File.expand_path(file)
+      return path if File.file?(path)
+      return "#{path}.rb" if File.file?("#{path}.rb")
+
+      raise UsageError, "--require #{file}: no such file"
+    end
+
+    def directory!(flag, dir)
+      path = File.expand_path(dir)
+      raise UsageError, "#{flag} #{dir}: no such directory" unless File.directory?(path)
+
+      path
+    end
+
+    def load_handlers(files)
+      files.each { |file| require file }
+    end
+
+    def worker_options(options)
+      {
+        concurrency: options[:concurrency],
+        template_path: options[:templates],
+        environment: options[:environment],
+        config_root: options[:config_root]
+      }.compact
+    end
+
+    def banner(info, worker)
+      version = defined?(TaskerCore::VERSION) ? " #{TaskerCore::VERSION}" : ""
+      "tasker-worker#{version} started: worker_id=#{info['worker_id']} environment=#{info['environment']} " \
+        "concurrency=#{worker.concurrency} templates_loaded=#{info['templates_loaded']} pid=#{Process.pid} " \
+        "(TERM or INT to stop)"
+    end
+
+    # Traps TERM and INT for the duration of the block. The trap handlers only write the
+    # signal name to a pipe; all work happens in the main thread, outside the trap context.
+    def with_signal_pipe
+      reader, writer = IO.pipe
+      previous = SIGNALS.to_h do |signal|
+        [signal, Signal.trap(signal) { writer.write_nonblock("#{signal}\n", exception: false) }]
+      end
+      yield reader
+    ensure
+      previous&.each { |signal, handler| Signal.trap(signal, handler || "DEFAULT") }
+      [reader, writer].each { |io| io.close if io && !io.closed? }
+    end
+
+    # Starts the worker, waits for a signal, stops gracefully; exits at once on a second signal.
+    def serve(worker, timeout, signals)
+      info = worker.start
+      begin
+        @out.puts(banner(info, worker))
+        signal = wait_for_signal(signals, worker)
+        return EXIT_OK unless signal
+
+        @out.puts("tasker-worker: SIG#{signal} received, stopping " \
+                  "(#{timeout ? "timeout #{timeout}s" : 'configured timeout'}); send it again to exit immediately")
+        report = stop_watching_signals(worker, timeout, signals)
+        @out.puts("tasker-worker: stopped#{abandoned_note(report)}")
+        EXIT_OK
+      rescue StandardError
+        worker.stop if worker.running?
+        raise
+      end
+    end
+
+    # @return [String, nil] the signal name, or nil when the worker stopped on its own
+    def wait_for_signal(reader, worker)
+      loop do
+        return reader.gets&.chomp if reader.wait_readable(WAIT_INTERVAL)
+        return nil unless worker.running?
+      end
+    end
+
+    def stop_watching_signals(worker, timeout, reader)
+      stopper = Thread.new { worker.stop(timeout: timeout) }
+      stopper.report_on_exception = false
+      until stopper.join(0.1)
+        next unless reader.wait_readable(0)
+
+        signal = reader.gets&.chomp
+        @err.puts("tasker-worker: second SIG#{signal} received, exiting immediately")
+        @err.flush
+        exit!(EXIT_FAILURE)
+      end
+      stopper.value
+    end
+
+    def abandoned_note(report)
+      abandoned = report.is_a?(Hash) ? Array(report[:abandoned]) : []
+      return "" if abandoned.empty?
+
+      steps = abandoned.map { |step| step[:step_name] }.join(", ")
+      "; #{abandoned.size} unfinished step(s) reported as worker_shutdown: #{steps}"
+    end
+  end
+end
