@@ -198,10 +198,7 @@ impl EmbeddedSystem {
             core.stop_claiming().await;
             let reported = match consumer {
                 Consumer::Ffi { channel, tasks } => channel.shutdown(tasks).await,
-                Consumer::Rust(handle) => {
-                    handle.stop(grace).await;
-                    0
-                }
+                Consumer::Rust(handle) => handle.stop(grace).await,
             };
             core.finish().await;
             reported

@@ -56,20 +56,19 @@ impl StepExecutorActor {
             // 1. Capacity for at least one step: a slot, then room in the channel.
             let Some(first) = self.reserve_one().await else { return };
             let mut reserved = vec![first];
-            // 2. Wait until a step is ready, claiming as many as we hold capacity for.
-            loop {
-                while reserved.len() < CLAIM_BATCH {
-                    match self.try_reserve_one() {
-                        Some(more) => reserved.push(more),
-                        None => break,
-                    }
+            // 2. Claim as many ready steps as we hold capacity for.
+            while reserved.len() < CLAIM_BATCH {
+                match self.try_reserve_one() {
+                    Some(more) => reserved.push(more),
+                    None => break,
                 }
-                let next_retry = self.orchestrator.claim_ready(reserved.len(), self.default_timeout, &mut events);
-                if !events.is_empty() {
-                    break;
-                }
-                // Idle: keep one reservation, give the rest back.
-                reserved.truncate(1);
+            }
+            let next_retry = self.orchestrator.claim_ready(reserved.len(), self.default_timeout, &mut events);
+            if events.is_empty() {
+                // Idle: give every reservation back, so an idle worker shows nothing in
+                // flight, and wait for a step to become ready. A wake-up that comes in
+                // between is kept by the orchestrator's `Notify`, so none is lost.
+                drop(reserved);
                 let retry_due = async {
                     match next_retry {
                         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -82,6 +81,7 @@ impl StepExecutorActor {
                     _ = self.orchestrator.ready_changed() => {}
                     _ = retry_due => {}
                 }
+                continue;
             }
             // 3. Send each claimed step with the capacity reserved for it.
             for (event, (slot, permit)) in events.drain(..).zip(reserved.drain(..)) {

@@ -5,7 +5,8 @@
 //!
 //! Threads: `poll`, `poll_wait`, `complete` and `metrics` are called from foreign
 //! (non-tokio) threads; the pump and the reaper run on the tokio runtime. No lock is
-//! held across an `.await` or while a caller waits.
+//! held across an `.await` or while a caller waits. Locks nest only in the order
+//! inbox → pending → late.
 //!
 //! Capacity: the `DispatchSlot` of each event moves from the dispatch message into the
 //! pending entry and is released when the entry leaves (completed, timed out, released
@@ -78,6 +79,9 @@ pub struct FfiDispatchMetrics {
 }
 
 /// What a non-blocking completion did.
+// Returned once per call and never stored in bulk: boxing the result would only add an
+// allocation to the common path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum TryComplete {
     Accepted,
@@ -89,6 +93,7 @@ pub enum TryComplete {
 }
 
 /// What a waiting completion did.
+#[allow(clippy::large_enum_variant)] // as for `TryComplete`
 #[derive(Debug)]
 pub enum CompleteOutcome {
     Accepted,
@@ -193,7 +198,10 @@ impl FfiDispatchChannel {
 
     /// Takes the next event, if one is waiting. Never blocks.
     pub fn poll(&self) -> Option<FfiStepEvent> {
-        let message = self.inbox.lock().queue.pop_front()?;
+        // The inbox stays locked until the event is pending, so `shutdown` (which drains
+        // both under the inbox lock) sees it in one place or the other, never in neither.
+        let mut inbox = self.inbox.lock();
+        let message = inbox.queue.pop_front()?;
         Some(self.track(message))
     }
 
@@ -205,7 +213,7 @@ impl FfiDispatchChannel {
         let mut inbox = self.inbox.lock();
         loop {
             if let Some(message) = inbox.queue.pop_front() {
-                drop(inbox);
+                // Tracked before the inbox is unlocked: see `poll`.
                 return Some(self.track(message));
             }
             if interrupted() || self.shutdown.is_cancelled() {
@@ -229,6 +237,7 @@ impl FfiDispatchChannel {
         self.inbox_ready.notify_all();
     }
 
+    /// Makes a polled message pending. Callers hold the inbox lock.
     fn track(&self, message: DispatchHandlerMessage) -> FfiStepEvent {
         let DispatchHandlerMessage { event, slot, .. } = message;
         let now = Instant::now();
@@ -260,9 +269,13 @@ impl FfiDispatchChannel {
     /// not take it, e.g. it was interrupted while the event was being handed over.
     /// Returns `false` if the event was no longer pending.
     pub fn release(&self, event: FfiStepEvent) -> bool {
+        // Inbox first, then pending (the order `poll` and `shutdown` use): the event moves
+        // from one to the other without a moment in which `shutdown` could miss it.
+        let mut inbox = self.inbox.lock();
         let Some(entry) = self.pending.lock().remove(&event.event_id) else { return false };
         let message = DispatchHandlerMessage::new(event.execution_event, entry.slot);
-        self.inbox.lock().queue.push_front(message);
+        inbox.queue.push_front(message);
+        drop(inbox);
         self.inbox_ready.notify_one();
         self.counters.released.fetch_add(1, Ordering::Relaxed);
         true
@@ -287,11 +300,12 @@ impl FfiDispatchChannel {
             Err(mpsc::error::TrySendError::Full(())) => return Ok(TryComplete::Full(result)),
             Err(mpsc::error::TrySendError::Closed(())) => return Err(CompletionChannelClosed),
         };
-        let entry = pending.remove(&event_id);
-        drop(pending);
-        // The slot is released before the result is sent on.
-        drop(entry);
+        // The slot is released before the result is sent on, and the result is in the
+        // channel before the pending lock is let go: `shutdown` (which drains pending
+        // under that lock) either reports the event or finds its result already sent.
+        drop(pending.remove(&event_id));
         permit.send(result.with_identity(identity));
+        drop(pending);
         self.counters.completed.fetch_add(1, Ordering::Relaxed);
         Ok(TryComplete::Accepted)
     }
@@ -363,7 +377,8 @@ impl FfiDispatchChannel {
         };
         let (waiting, oldest_waiting) = {
             let inbox = self.inbox.lock();
-            (inbox.queue.len(), inbox.queue.front().map(|m| m.dispatched_at))
+            // Not just the front: a released event goes back to the front with a fresh time.
+            (inbox.queue.len(), inbox.queue.iter().map(|m| m.dispatched_at).min())
         };
         let oldest_waiting_age = oldest_waiting.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
         FfiDispatchMetrics {
@@ -392,8 +407,14 @@ impl FfiDispatchChannel {
             let _ = tasks.pump.await;
             let _ = tasks.reaper.await;
         }
-        let unpolled: Vec<DispatchHandlerMessage> = self.inbox.lock().queue.drain(..).collect();
-        let pending: Vec<PendingEvent> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        // Both drained under the inbox lock: an event being polled or released right now
+        // is in exactly one of them.
+        let (unpolled, pending) = {
+            let mut inbox = self.inbox.lock();
+            let unpolled: Vec<DispatchHandlerMessage> = inbox.queue.drain(..).collect();
+            let pending: Vec<PendingEvent> = self.pending.lock().drain().map(|(_, p)| p).collect();
+            (unpolled, pending)
+        };
         let mut failures = Vec::with_capacity(unpolled.len() + pending.len());
         for message in unpolled {
             let identity = message.event.identity();
@@ -454,13 +475,19 @@ impl FfiDispatchChannel {
             let expired: Vec<PendingEvent> = {
                 let mut pending = self.pending.lock();
                 let ids: Vec<Uuid> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
-                let expired = ids.iter().filter_map(|id| pending.remove(id)).collect();
+                let mut expired: Vec<PendingEvent> = ids.iter().filter_map(|id| pending.remove(id)).collect();
+                // Reported in deadline order, whatever order the map holds them in.
+                expired.sort_by_key(|p| p.deadline);
+                // Remembered before the pending lock is let go, so a completion racing the
+                // timeout is counted as late, not as unknown.
+                for entry in &expired {
+                    self.remember_timed_out(entry.identity.event_id);
+                }
                 let next = pending.values().map(|p| p.deadline).min();
                 self.reaper_next_wake.store(next.map_or(u64::MAX, |d| self.nanos_since_epoch(d)), Ordering::Release);
                 expired
             };
             for entry in expired {
-                self.remember_timed_out(entry.identity.event_id);
                 self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
                 let failure = timeout_failure(&entry);
                 // Capacity comes back before the failure is sent on.

@@ -44,7 +44,8 @@ pub struct HandlerDispatchHandle {
     max_concurrent_handlers: usize,
     stop: CancellationToken,
     abandon: CancellationToken,
-    join: JoinHandle<()>,
+    /// Resolves to how many steps were reported as `worker_shutdown`.
+    join: JoinHandle<usize>,
 }
 
 impl HandlerDispatchService {
@@ -70,19 +71,24 @@ impl HandlerDispatchService {
         HandlerDispatchHandle { permits, max_concurrent_handlers, stop, abandon, join }
     }
 
-    async fn run(mut self) {
+    /// Returns how many steps it reported as `worker_shutdown`.
+    async fn run(mut self) -> usize {
         let mut running = JoinSet::new();
+        let mut shutdown_reported = 0;
         loop {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(joined) = running.join_next(), if !running.is_empty() => {
+                    shutdown_reported += usize::from(joined.unwrap_or(false));
+                }
                 message = self.dispatch_receiver.recv() => {
                     let Some(message) = message else { break };
                     let permit = tokio::select! {
                         permit = Arc::clone(&self.permits).acquire_owned() => permit,
                         _ = self.stop.cancelled() => {
                             report_shutdown(message, &self.completion_sender).await;
+                            shutdown_reported += 1;
                             break;
                         }
                     };
@@ -101,8 +107,12 @@ impl HandlerDispatchService {
         self.dispatch_receiver.close();
         while let Ok(message) = self.dispatch_receiver.try_recv() {
             report_shutdown(message, &self.completion_sender).await;
+            shutdown_reported += 1;
         }
-        while running.join_next().await.is_some() {}
+        while let Some(joined) = running.join_next().await {
+            shutdown_reported += usize::from(joined.unwrap_or(false));
+        }
+        shutdown_reported
     }
 }
 
@@ -113,25 +123,31 @@ impl HandlerDispatchHandle {
     }
 
     /// Stops taking messages, lets running handlers finish for up to `grace`, then
-    /// reports the rest as `worker_shutdown`. Returns once every result is sent.
-    pub async fn stop(self, grace: Duration) {
+    /// reports the rest as `worker_shutdown`. Returns once every result is sent, with
+    /// how many steps (not started, or abandoned after `grace`) were reported so.
+    pub async fn stop(self, grace: Duration) -> usize {
         self.stop.cancel();
         let abandon = self.abandon.clone();
         let mut join = self.join;
-        if tokio::time::timeout(grace, &mut join).await.is_err() {
-            abandon.cancel();
-            let _ = join.await;
-        }
+        let joined = match tokio::time::timeout(grace, &mut join).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                abandon.cancel();
+                join.await
+            }
+        };
+        joined.unwrap_or(0)
     }
 }
 
+/// Runs one step and sends its result; returns whether it was abandoned at shutdown.
 async fn execute(
     message: DispatchHandlerMessage,
     permit: OwnedSemaphorePermit,
     registry: Arc<HandlerRegistry>,
     completion_sender: mpsc::Sender<StepExecutionResult>,
     abandon: CancellationToken,
-) {
+) -> bool {
     let DispatchHandlerMessage { event, slot, .. } = message;
     let identity = event.identity();
     let step_name = event.payload.workflow_step.name.clone();
@@ -139,6 +155,7 @@ async fn execute(
     let timeout = event.timeout;
     let started = Instant::now();
     let started_at = SystemTime::now();
+    let mut abandoned = false;
 
     let mut result = match registry.get(&callable) {
         None => StepExecutionResult::failure(StepExecutionError::new(
@@ -164,11 +181,14 @@ async fn execute(
                     Ok(Ok(Err(error))) => StepExecutionResult::failure(error.into_execution_error()),
                     Ok(Ok(Ok(value))) => StepExecutionResult::success(value),
                 },
-                _ = abandon.cancelled() => StepExecutionResult::failure(StepExecutionError::new(
-                    format!("worker stopped before step '{step_name}' finished; it will be retried"),
-                    error_types::WORKER_SHUTDOWN,
-                    true,
-                )),
+                _ = abandon.cancelled() => {
+                    abandoned = true;
+                    StepExecutionResult::failure(StepExecutionError::new(
+                        format!("worker stopped before step '{step_name}' finished; it will be retried"),
+                        error_types::WORKER_SHUTDOWN,
+                        true,
+                    ))
+                }
             }
         }
     };
@@ -185,6 +205,7 @@ async fn execute(
     if completion_sender.send(result.with_identity(identity)).await.is_err() {
         tracing::error!(step = %step_name, "completion channel closed; result of a Rust handler could not be delivered");
     }
+    abandoned
 }
 
 async fn report_shutdown(message: DispatchHandlerMessage, completion_sender: &mpsc::Sender<StepExecutionResult>) {
