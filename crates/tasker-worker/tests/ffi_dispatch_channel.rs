@@ -228,6 +228,10 @@ async fn an_overdue_event_is_failed_exactly_once_as_a_retryable_timeout() {
     let m = h.channel.metrics();
     assert_eq!(m.total_timed_out, 1);
     assert_eq!(m.late_completions, 1);
+    // The lag of that one timeout was measured, and the tokio timer kept it small.
+    assert_eq!(m.timeout_lag_samples, 1);
+    assert!(m.timeout_lag_ms_p99 >= m.timeout_lag_ms_p50);
+    assert!(m.timeout_lag_ms_p99 < 100.0, "reaped {} ms after the deadline", m.timeout_lag_ms_p99);
     assert_eq!(m.total_rejected_completions, 1);
     assert_eq!(m.total_completed, 0);
     assert_eq!(m.pending_count, 0);

@@ -122,6 +122,8 @@ pub struct OrchestratorStats {
     pub steps_failed_permanently: u64,
     /// Results for an attempt that is no longer in progress (ignored).
     pub stale_results: u64,
+    /// Attempts cut short by a stopping worker (not counted as attempts or failures).
+    pub shutdown_interruptions: u64,
     pub tasks_in_memory: u64,
     pub ready_steps: u64,
     pub waiting_retries: u64,
@@ -136,7 +138,8 @@ pub enum RecordOutcome {
     RetryScheduled { delay: Duration },
     /// The step failed for good and its task is now in `error`.
     Failed,
-    /// Not an attempt in progress (unknown task or step, old event, already recorded).
+    /// Nothing to advance: not an attempt in progress (unknown task or step, old event,
+    /// already recorded), or a shutdown-interrupted step of a task that already failed.
     Stale,
 }
 
@@ -314,17 +317,22 @@ impl Store {
             return RecordOutcome::Completed { task_finished };
         }
 
-        self.stats.step_failures += 1;
-        if is_worker_shutdown(&result) && task.status != TaskStatus::Error {
-            // The worker stopped under this attempt: it does not count, and the step is
-            // ready again at once for whichever worker runs next.
+        if is_worker_shutdown(&result) {
+            // The worker stopped under this attempt: it does not count as an attempt or a
+            // failure, and the step is ready again at once for whichever worker runs next
+            // (unless its task already failed, in which case it simply never finishes).
+            self.stats.shutdown_interruptions += 1;
             step.attempts = step.attempts.saturating_sub(1);
-            step.status = StepStatus::Enqueued;
             step.error = result.error;
+            if task.status == TaskStatus::Error {
+                step.status = StepStatus::Pending;
+                return RecordOutcome::Stale;
+            }
+            step.status = StepStatus::Enqueued;
             self.ready.push_back(StepRef { task: task.uuid, index });
-            self.stats.retries_scheduled += 1;
             return RecordOutcome::RetryScheduled { delay: Duration::ZERO };
         }
+        self.stats.step_failures += 1;
         let policy = &task.template.steps[index].retry;
         let retry = policy.retryable
             && result.is_retryable_failure()
@@ -346,6 +354,12 @@ impl Store {
         if task.status != TaskStatus::Error {
             task.status = TaskStatus::Error;
             task.finished_at = Some(wall);
+            // Steps that were queued or waiting for a retry will never run now.
+            for other in task.steps.iter_mut() {
+                if matches!(other.status, StepStatus::Enqueued | StepStatus::WaitingForRetry) {
+                    other.status = StepStatus::Pending;
+                }
+            }
             self.stats.tasks_failed += 1;
             let uuid = task.uuid;
             self.retain_finished(uuid);

@@ -4,6 +4,7 @@
 pub mod completion;
 pub mod core;
 pub mod handlers;
+pub mod latency_window;
 pub mod slots;
 pub mod step_executor;
 

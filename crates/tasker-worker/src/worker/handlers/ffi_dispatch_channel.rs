@@ -28,7 +28,11 @@ use crate::config::FfiDispatchConfig;
 use crate::messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionError, StepExecutionResult, StepIdentity,
 };
+use crate::worker::latency_window::LatencyWindow;
 use crate::worker::slots::DispatchSlot;
+
+/// Recent timeout lags kept for the p50/p99 metrics.
+const TIMEOUT_LAG_WINDOW: usize = 1024;
 
 /// Settings of one `FfiDispatchChannel`.
 #[derive(Debug, Clone)]
@@ -76,6 +80,12 @@ pub struct FfiDispatchMetrics {
     pub late_completions: u64,
     /// Events given back after an interrupted poll.
     pub total_released: u64,
+    /// How late after its deadline the core failed an overdue event, over the last
+    /// 1024 timeouts (milliseconds, 0 when there were none).
+    pub timeout_lag_ms_p50: f64,
+    pub timeout_lag_ms_p99: f64,
+    /// Timeouts whose lag was measured, in all.
+    pub timeout_lag_samples: u64,
 }
 
 /// What a non-blocking completion did.
@@ -155,6 +165,8 @@ pub struct FfiDispatchChannel {
     /// Earliest pending deadline the reaper sleeps towards, in ns since `epoch`.
     reaper_next_wake: AtomicU64,
     reaper_wake: Notify,
+    /// How late past each deadline the reaper failed the event (recent window).
+    timeout_lags: Mutex<LatencyWindow>,
     shutdown: CancellationToken,
 }
 
@@ -183,6 +195,7 @@ impl FfiDispatchChannel {
             epoch: Instant::now(),
             reaper_next_wake: AtomicU64::new(u64::MAX),
             reaper_wake: Notify::new(),
+            timeout_lags: Mutex::new(LatencyWindow::new(TIMEOUT_LAG_WINDOW)),
             shutdown: CancellationToken::new(),
         }
     }
@@ -371,6 +384,7 @@ impl FfiDispatchChannel {
 
     pub fn metrics(&self) -> FfiDispatchMetrics {
         let now = Instant::now();
+        let lags = self.timeout_lags.lock().clone();
         let (pending_count, oldest_pending) = {
             let pending = self.pending.lock();
             (pending.len(), pending.values().map(|p| p.polled_at).min())
@@ -394,6 +408,9 @@ impl FfiDispatchChannel {
             total_rejected_completions: self.counters.rejected.load(Ordering::Relaxed),
             late_completions: self.counters.late.load(Ordering::Relaxed),
             total_released: self.counters.released.load(Ordering::Relaxed),
+            timeout_lag_ms_p50: lag_ms(lags.quantile(0.5)),
+            timeout_lag_ms_p99: lag_ms(lags.quantile(0.99)),
+            timeout_lag_samples: lags.total(),
         }
     }
 
@@ -487,6 +504,12 @@ impl FfiDispatchChannel {
                 self.reaper_next_wake.store(next.map_or(u64::MAX, |d| self.nanos_since_epoch(d)), Ordering::Release);
                 expired
             };
+            if !expired.is_empty() {
+                let mut lags = self.timeout_lags.lock();
+                for entry in &expired {
+                    lags.record(now.saturating_duration_since(entry.deadline));
+                }
+            }
             for entry in expired {
                 self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
                 let failure = timeout_failure(&entry);
@@ -515,6 +538,10 @@ impl FfiDispatchChannel {
     fn nanos_since_epoch(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
     }
+}
+
+fn lag_ms(lag: Option<Duration>) -> f64 {
+    lag.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn millis(d: Duration) -> u64 {
