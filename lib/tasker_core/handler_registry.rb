@@ -28,16 +28,16 @@ module TaskerCore
         raise Errors::InvalidHandlerError, "handler #{callable.inspect} initialization must be a Hash, got #{config.class}"
       end
 
-      key = [callable, config]
-      cached = @lock.synchronize { @instances[key] }
+      # Reads need no lock (a Hash lookup is atomic under the GVL); only inserts take it.
+      # Handlers without initialization (the common case) are found by callable alone.
+      key = config.empty? ? callable : [callable, config]
+      cached = @instances[key]
       return cached if cached
 
       instance = instantiate(handler_class(callable), config)
       @lock.synchronize { @instances[key] ||= instance }
     end
 
-    # Forgets cached instances (e.g. after code reloading).
-    # @return [void]
     def clear
       @lock.synchronize { @instances.clear }
     end

@@ -11,13 +11,13 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use magnus::value::{Lazy, ReprValue};
+use magnus::value::ReprValue;
 use magnus::rb_sys::AsRawValue;
 use magnus::{Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby, Symbol, Value};
 use serde_json::{Map, Number, Value as Json};
 use uuid::Uuid;
 
-use tasker_worker::messages::{FfiStepEvent, ResultMetadata, StepExecutionError, StepExecutionResult};
+use tasker_worker::messages::{ResultMetadata, StepExecutionError, StepExecutionResult};
 use tasker_worker::orchestrator::TaskStatusView;
 use tasker_worker::time_format::rfc3339_millis;
 
@@ -28,39 +28,9 @@ pub const MAX_DEPTH: usize = 64;
 /// Most bytes of string data accepted in one JSON-like value from Ruby.
 pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 
-macro_rules! keys {
-    ($($name:ident = $text:literal),* $(,)?) => {
-        $(static $name: Lazy<RString> = Lazy::new(|ruby| ruby.str_new($text).to_interned_str());)*
-        /// Creates every interned key at load time.
-        pub fn init_keys(ruby: &Ruby) { $(Lazy::force(&$name, ruby);)* }
-    };
-}
-
-// Frozen, interned Hash keys: inserting them allocates nothing.
-keys! {
-    K_EVENT_ID = "event_id", K_TASK_UUID = "task_uuid", K_STEP_UUID = "step_uuid",
-    K_CORRELATION_ID = "correlation_id", K_TRACE_ID = "trace_id", K_SPAN_ID = "span_id",
-    K_TIMEOUT_MS = "timeout_ms", K_TASK_SEQUENCE_STEP = "task_sequence_step", K_TASK = "task",
-    K_NAMESPACE = "namespace", K_NAME = "name", K_VERSION = "version", K_CONTEXT = "context",
-    K_WORKFLOW_STEP = "workflow_step", K_ATTEMPTS = "attempts", K_MAX_ATTEMPTS = "max_attempts",
-    K_RETRYABLE = "retryable", K_INPUTS = "inputs", K_DEPENDENCY_RESULTS = "dependency_results",
-    K_STEP_DEFINITION = "step_definition", K_HANDLER = "handler", K_CALLABLE = "callable",
-    K_INITIALIZATION = "initialization", K_DEPENDENCIES = "dependencies", K_RETRY = "retry",
-    K_BACKOFF_BASE_MS = "backoff_base_ms", K_MAX_BACKOFF_MS = "max_backoff_ms",
-    K_TIMEOUT_SECONDS = "timeout_seconds",
-}
-
-fn key(ruby: &Ruby, lazy: &Lazy<RString>) -> RString {
-    ruby.get_inner(lazy)
-}
-
 pub fn uuid_str(ruby: &Ruby, uuid: &Uuid) -> RString {
     let mut buf = Uuid::encode_buffer();
     ruby.str_new(uuid.hyphenated().encode_lower(&mut buf))
-}
-
-fn opt_str(ruby: &Ruby, value: Option<&str>) -> Value {
-    value.map_or_else(|| ruby.qnil().as_value(), |s| ruby.str_new(s).as_value())
 }
 
 /// A JSON value as plain Ruby objects (Hashes with String keys).
@@ -93,74 +63,6 @@ pub fn json_to_ruby(ruby: &Ruby, value: &Json) -> Result<Value, Error> {
             hash.as_value()
         }
     })
-}
-
-/// The event Hash `poll_step_events` returns (the layout DESIGN.md gives).
-pub fn event_to_hash(ruby: &Ruby, event: &FfiStepEvent) -> Result<RHash, Error> {
-    let payload = &event.execution_event.payload;
-    let hash = ruby.hash_new();
-    hash.aset(key(ruby, &K_EVENT_ID), uuid_str(ruby, &event.event_id))?;
-    hash.aset(key(ruby, &K_TASK_UUID), uuid_str(ruby, &event.task_uuid))?;
-    hash.aset(key(ruby, &K_STEP_UUID), uuid_str(ruby, &event.step_uuid))?;
-    hash.aset(key(ruby, &K_CORRELATION_ID), uuid_str(ruby, &event.correlation_id))?;
-    hash.aset(key(ruby, &K_TRACE_ID), opt_str(ruby, event.trace_id.as_deref()))?;
-    hash.aset(key(ruby, &K_SPAN_ID), opt_str(ruby, event.span_id.as_deref()))?;
-    hash.aset(key(ruby, &K_TIMEOUT_MS), event.timeout_ms)?;
-
-    let task = ruby.hash_new();
-    task.aset(key(ruby, &K_TASK_UUID), uuid_str(ruby, &payload.task.task_uuid))?;
-    task.aset(key(ruby, &K_NAMESPACE), ruby.str_new(&payload.task.namespace))?;
-    task.aset(key(ruby, &K_NAME), ruby.str_new(&payload.task.name))?;
-    task.aset(key(ruby, &K_VERSION), ruby.str_new(&payload.task.version))?;
-    task.aset(key(ruby, &K_CONTEXT), json_to_ruby(ruby, &payload.task.context)?)?;
-
-    let step = &payload.workflow_step;
-    let workflow_step = ruby.hash_new();
-    workflow_step.aset(key(ruby, &K_STEP_UUID), uuid_str(ruby, &step.step_uuid))?;
-    workflow_step.aset(key(ruby, &K_NAME), ruby.str_new(&step.name))?;
-    workflow_step.aset(key(ruby, &K_ATTEMPTS), step.attempts)?;
-    workflow_step.aset(key(ruby, &K_MAX_ATTEMPTS), step.max_attempts)?;
-    workflow_step.aset(key(ruby, &K_RETRYABLE), step.retryable)?;
-    workflow_step.aset(key(ruby, &K_INPUTS), json_to_ruby(ruby, &step.inputs)?)?;
-
-    let dependency_results = ruby.hash_new();
-    for (name, value) in &payload.dependency_results {
-        dependency_results.aset(ruby.str_new(name), json_to_ruby(ruby, value)?)?;
-    }
-
-    let definition = &payload.step_definition;
-    let handler = ruby.hash_new();
-    handler.aset(key(ruby, &K_CALLABLE), ruby.str_new(&definition.handler.callable))?;
-    handler.aset(
-        key(ruby, &K_INITIALIZATION),
-        match &definition.handler.initialization {
-            Some(init) => json_to_ruby(ruby, init)?,
-            None => ruby.qnil().as_value(),
-        },
-    )?;
-    let dependencies = ruby.ary_new_capa(definition.dependencies.len());
-    for dependency in &definition.dependencies {
-        dependencies.push(ruby.str_new(dependency))?;
-    }
-    let retry = ruby.hash_new();
-    retry.aset(key(ruby, &K_RETRYABLE), definition.retry.retryable)?;
-    retry.aset(key(ruby, &K_MAX_ATTEMPTS), definition.retry.max_attempts)?;
-    retry.aset(key(ruby, &K_BACKOFF_BASE_MS), definition.retry.backoff_base_ms)?;
-    retry.aset(key(ruby, &K_MAX_BACKOFF_MS), definition.retry.max_backoff_ms)?;
-    let step_definition = ruby.hash_new();
-    step_definition.aset(key(ruby, &K_NAME), ruby.str_new(&definition.name))?;
-    step_definition.aset(key(ruby, &K_HANDLER), handler)?;
-    step_definition.aset(key(ruby, &K_DEPENDENCIES), dependencies)?;
-    step_definition.aset(key(ruby, &K_RETRY), retry)?;
-    step_definition.aset(key(ruby, &K_TIMEOUT_SECONDS), definition.timeout_seconds)?;
-
-    let sequence = ruby.hash_new();
-    sequence.aset(key(ruby, &K_TASK), task)?;
-    sequence.aset(key(ruby, &K_WORKFLOW_STEP), workflow_step)?;
-    sequence.aset(key(ruby, &K_DEPENDENCY_RESULTS), dependency_results)?;
-    sequence.aset(key(ruby, &K_STEP_DEFINITION), step_definition)?;
-    hash.aset(key(ruby, &K_TASK_SEQUENCE_STEP), sequence)?;
-    Ok(hash)
 }
 
 /// A `task_status` Hash.
@@ -380,7 +282,8 @@ pub fn ruby_to_json(ruby: &Ruby, value: Value, root: &str) -> Result<Json, Error
 }
 
 /// A Hash with String or Symbol keys split into its known keys; any other key is an
-/// `ArgumentError` naming it and listing the allowed ones.
+/// `ArgumentError` naming it and listing the allowed ones. Allocates nothing unless a
+/// key is wrong (this runs for every completion).
 fn known_keys<const N: usize>(
     ruby: &Ruby,
     hash: RHash,
@@ -388,24 +291,36 @@ fn known_keys<const N: usize>(
     allowed: [&str; N],
 ) -> Result<[Option<Value>; N], Error> {
     let mut found = [None; N];
-    for (k, v) in hash_entries(hash)? {
-        let name = if let Some(s) = RString::from_value(k) {
-            s.to_string().ok()
+    let mut bad_key: Option<Value> = None;
+    hash.foreach(|k: Value, v: Value| {
+        let position = if let Some(s) = RString::from_value(k) {
+            // SAFETY: the bytes are compared at once, before any Ruby code runs.
+            let bytes = unsafe { s.as_slice() };
+            allowed.iter().position(|a| a.as_bytes() == bytes)
+        } else if let Some(sym) = Symbol::from_value(k) {
+            sym.name().ok().and_then(|name| allowed.iter().position(|a| *a == name))
         } else {
-            Symbol::from_value(k).and_then(|s| s.name().ok().map(|n| n.into_owned()))
+            None
         };
-        let Some(name) = name else {
-            return Err(type_error(ruby, format!("{what}: keys must be Strings or Symbols, got {}", class_name(k))));
-        };
-        match allowed.iter().position(|a| *a == name) {
-            Some(i) => found[i] = Some(v),
+        match position {
+            Some(i) => {
+                found[i] = Some(v);
+                Ok(magnus::r_hash::ForEach::Continue)
+            }
             None => {
-                return Err(argument(
-                    ruby,
-                    format!("{what}: unknown key {name:?} (allowed: {})", allowed.join(", ")),
-                ))
+                bad_key = Some(k);
+                Ok(magnus::r_hash::ForEach::Stop)
             }
         }
+    })?;
+    if let Some(k) = bad_key {
+        if RString::from_value(k).is_none() && Symbol::from_value(k).is_none() {
+            return Err(type_error(ruby, format!("{what}: keys must be Strings or Symbols, got {}", class_name(k))));
+        }
+        return Err(argument(
+            ruby,
+            format!("{what}: unknown key {} (allowed: {})", short_inspect(k), allowed.join(", ")),
+        ));
     }
     Ok(found)
 }

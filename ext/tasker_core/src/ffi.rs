@@ -77,7 +77,9 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
 
         let concurrency = options.concurrency.unwrap_or(system.config().worker.concurrency);
         let mut dispatch = config.mpsc_channels.worker.handler_dispatch.clone();
-        dispatch.max_concurrent_handlers = dispatch.max_concurrent_handlers.max(concurrency);
+        // Room for every Ruby thread's step plus one waiting for each, so a thread that
+        // finishes a step finds the next one ready instead of waiting for a refill.
+        dispatch.max_concurrent_handlers = dispatch.max_concurrent_handlers.max(concurrency.saturating_mul(2));
         let outcome = system.start_ffi_worker(dispatch);
 
         let status = system.worker_status();
@@ -139,7 +141,7 @@ pub fn poll_step_events(ruby: &Ruby, args: &[Value]) -> Result<Option<RHash>, Er
             },
         };
         let Some(event) = event else { return Ok(None) };
-        match convert::event_to_hash(ruby, &event) {
+        match crate::event::event_to_hash(ruby, &event) {
             Ok(hash) => Ok(Some(hash)),
             Err(e) => {
                 channel.release(event);

@@ -12,9 +12,11 @@
 
 mod convert;
 mod errors;
+mod event;
 mod ffi;
 mod gvl;
 mod options;
+mod raw;
 mod system;
 
 use magnus::{function, prelude::*, Error, Ruby};
@@ -22,7 +24,8 @@ use magnus::{function, prelude::*, Error, Ruby};
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::define_classes(ruby)?;
-    convert::init_keys(ruby);
+    system::install_fork_hook();
+    event::init(ruby)?;
     let module = ruby.define_module("TaskerCore")?.define_module("FFI")?;
     module.define_module_function("bootstrap_worker", function!(ffi::bootstrap_worker, -1))?;
     module.define_module_function("poll_step_events", function!(ffi::poll_step_events, -1))?;

@@ -4,9 +4,11 @@
 //! system (its tokio runtime, its locks) must never be used or dropped in the child —
 //! dropping would wait for threads that do not exist. On first use in a child the
 //! inherited system is forgotten (leaked on purpose) and the child must bootstrap its
-//! own. The global lock is only ever held briefly by a thread that holds the GVL, so
+//! own. A `pthread_atfork` child handler flags the fork, so the pid is only compared
+//! (a syscall) on the first call after one. The global lock is only ever held briefly by a thread that holds the GVL, so
 //! no other Ruby thread can hold it while `fork` runs.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -39,21 +41,47 @@ impl Unavailable {
     }
 }
 
-fn take_if_forked(slot: &mut Option<Arc<EmbeddedSystem>>) -> Option<u32> {
-    let parent = slot.as_ref().map(|s| s.pid()).filter(|pid| *pid != std::process::id())?;
+/// Set in a freshly forked child (by the `pthread_atfork` handler) until the next FFI
+/// call notices it; keeps `getpid` off the hot path.
+static FORK_PENDING: AtomicBool = AtomicBool::new(false);
+/// The parent's pid once an inherited system was discarded; 0 otherwise.
+static FORKED_FROM: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn note_fork_in_child() {
+    FORK_PENDING.store(true, Ordering::Release);
+}
+
+/// Registers the fork hook; called once when the extension loads.
+pub fn install_fork_hook() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(note_fork_in_child));
+    }
+}
+
+fn take_if_forked(slot: &mut Option<Arc<EmbeddedSystem>>) {
+    if !FORK_PENDING.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let Some(parent) = slot.as_ref().map(|s| s.pid()).filter(|pid| *pid != std::process::id()) else { return };
     if let Some(inherited) = slot.take() {
         std::mem::forget(inherited);
     }
-    Some(parent)
+    FORKED_FROM.store(parent, Ordering::Release);
+}
+
+fn unavailable() -> Unavailable {
+    match FORKED_FROM.load(Ordering::Acquire) {
+        0 => Unavailable::NeverStarted,
+        parent => Unavailable::Forked { parent },
+    }
 }
 
 /// The running system of this process.
 pub fn current() -> Result<Arc<EmbeddedSystem>, Unavailable> {
     let mut slot = SYSTEM.lock();
-    if let Some(parent) = take_if_forked(&mut slot) {
-        return Err(Unavailable::Forked { parent });
-    }
-    slot.clone().ok_or(Unavailable::NeverStarted)
+    take_if_forked(&mut slot);
+    slot.clone().ok_or_else(unavailable)
 }
 
 /// The system of this process, built by `create` if there is none yet. The flag is
@@ -66,5 +94,6 @@ pub fn get_or_create<E>(create: impl FnOnce() -> Result<EmbeddedSystem, E>) -> R
     }
     let system = Arc::new(create()?);
     *slot = Some(Arc::clone(&system));
+    FORKED_FROM.store(0, Ordering::Release);
     Ok((system, true))
 }

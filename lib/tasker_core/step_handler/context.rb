@@ -30,8 +30,8 @@ module TaskerCore
         raise ArgumentError, "a step event must be a Hash-like object, got #{event.class}" unless event.respond_to?(:dig)
 
         @event = event
-        @clock = clock || Clock.method(:monotonic)
-        @received_at = received_at || @clock.call
+        @clock = clock
+        @received_at = received_at || now
         @ffi = ffi
         @stopping = stopping
         @cancelled = false
@@ -155,13 +155,13 @@ module TaskerCore
 
       # @return [Float] seconds left before the deadline (0.0 once passed; Infinity without a deadline)
       def remaining_seconds
-        remaining = deadline - @clock.call
+        remaining = deadline - now
         remaining.positive? ? remaining : 0.0
       end
 
       # @return [Boolean] whether the deadline has passed
       def expired?
-        @clock.call >= deadline
+        now >= deadline
       end
 
       # True when the handler should give up: the deadline has passed, the worker is
@@ -178,11 +178,15 @@ module TaskerCore
 
       private
 
-      def event_pending?
-        now = @clock.call
-        return @last_pending if @pending_checked_at && now - @pending_checked_at < PENDING_CHECK_INTERVAL
+      def now
+        @clock ? @clock.call : Clock.monotonic
+      end
 
-        @pending_checked_at = now
+      def event_pending?
+        checked_at = now
+        return @last_pending if @pending_checked_at && checked_at - @pending_checked_at < PENDING_CHECK_INTERVAL
+
+        @pending_checked_at = checked_at
         @last_pending = begin
           (@ffi || TaskerCore::FFI).event_pending?(event_id) == true
         rescue StandardError

@@ -24,6 +24,9 @@ module TaskerCore
     class HandlerGate
       # What the watchdog sees of a busy gate.
       Snapshot = Struct.new(:context, :interrupted_at, keyword_init: true)
+      # Thread.handle_interrupt masks, built once (this runs for every step).
+      DEFER_TIMEOUT = { Errors::TimeoutError => :never }.freeze
+      DELIVER_TIMEOUT = { Errors::TimeoutError => :immediate }.freeze
 
       def initialize
         @lock = Mutex.new
@@ -37,10 +40,10 @@ module TaskerCore
       # @param context [TaskerCore::StepHandler::Context] identifies this run
       # @return [Object] the block's value
       def guard(context)
-        Thread.handle_interrupt(Errors::TimeoutError => :never) do
+        Thread.handle_interrupt(DEFER_TIMEOUT) do
           enter(context)
           begin
-            Thread.handle_interrupt(Errors::TimeoutError => :immediate) { yield }
+            Thread.handle_interrupt(DELIVER_TIMEOUT) { yield }
           ensure
             drain if leave
           end
@@ -76,13 +79,13 @@ module TaskerCore
 
       private
 
+      # No lock: under the GVL each assignment is atomic, and `interrupt` acts only once
+      # it sees the context, which is assigned last, after the thread it will raise in.
       def enter(context)
-        @lock.synchronize do
-          @context = context
-          @thread = Thread.current
-          @interrupt = nil
-          @interrupted_at = nil
-        end
+        @interrupt = nil
+        @interrupted_at = nil
+        @thread = Thread.current
+        @context = context
       end
 
       # @return [Boolean] whether an interrupt was sent during this run
@@ -100,7 +103,7 @@ module TaskerCore
       # Delivers and discards an interrupt that was sent but is still deferred.
       # (Thread.pending_interrupt?(klass) is not used: it crashes Ruby 3.1.2.)
       def drain
-        Thread.handle_interrupt(Errors::TimeoutError => :immediate) { Thread.pass }
+        Thread.handle_interrupt(DELIVER_TIMEOUT) { Thread.pass }
       rescue Errors::TimeoutError
         nil
       end

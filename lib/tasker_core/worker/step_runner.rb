@@ -25,7 +25,7 @@ module TaskerCore
       CONVERSION_ERRORS = [ArgumentError, TypeError, RangeError, EncodingError].freeze
 
       # The result sent for one step and whether the core accepted it.
-      Outcome = Struct.new(:result, :accepted, keyword_init: true) do
+      Outcome = Struct.new(:result, :accepted) do
         # @return [Boolean]
         def success?
           result["success"] == true
@@ -52,17 +52,17 @@ module TaskerCore
       # @param gate [#guard] wraps the handler call (see HandlerGate)
       # @return [Outcome]
       def run(context, gate: OpenGate)
-        started_at = Time.now
+        started_at = Clock.iso8601_now
         started = Clock.monotonic
         result = execute(context, gate)
         timing = {
           "execution_time_ms" => ((Clock.monotonic - started) * 1000).round,
-          "started_at" => Clock.iso8601(started_at),
-          "completed_at" => Clock.iso8601
+          "started_at" => started_at,
+          "completed_at" => Clock.iso8601_now
         }
         result = with_metadata(result, timing)
         accepted, sent = complete(context, result, timing)
-        Outcome.new(result: sent, accepted: accepted)
+        Outcome.new(sent, accepted)
       end
 
       # Completes an event the worker gives up on (shutdown, dead thread) with a failure.
@@ -72,7 +72,7 @@ module TaskerCore
       # @param retryable [Boolean]
       # @return [Boolean] whether the core accepted it (false when already completed or timed out)
       def fail_event(context, error_type:, message:, retryable:)
-        now = Clock.iso8601
+        now = Clock.iso8601_now
         timing = { "execution_time_ms" => 0, "started_at" => now, "completed_at" => now }
         result = with_metadata(failure(message, error_type, retryable), timing)
         complete(context, result, timing).first
@@ -128,7 +128,8 @@ module TaskerCore
         metadata = pick(value, "metadata") || {}
         return invalid_result(value, context, handler, "its \"metadata\" is not a Hash") unless metadata.is_a?(Hash)
 
-        metadata = stringify_keys(metadata)
+        # A copy: the metadata is completed in place below, and may be the handler's own Hash.
+        metadata = metadata.any? { |key, _| key.is_a?(Symbol) } ? stringify_keys(metadata) : metadata.dup
         return { "success" => true, "result" => pick(value, "result"), "metadata" => metadata } if success
 
         normalize_failure(value, metadata, context, handler)
@@ -184,10 +185,18 @@ module TaskerCore
                                     metadata: custom, backtrace: backtrace)
       end
 
+      # Completes the result's metadata in place (every result reaching here was built by
+      # this class): "retryable" and "custom" when missing, then the timing.
       def with_metadata(result, timing)
-        retryable = result.dig("error", "retryable")
-        defaults = { "retryable" => retryable.nil? ? false : retryable, "custom" => {} }
-        result.merge("metadata" => defaults.merge(result["metadata"] || {}).merge(timing))
+        metadata = result["metadata"]
+        metadata = result["metadata"] = {} unless metadata.is_a?(Hash)
+        unless metadata.key?("retryable")
+          retryable = result["error"] && result["error"]["retryable"]
+          metadata["retryable"] = retryable.nil? ? false : retryable
+        end
+        metadata["custom"] = {} unless metadata.key?("custom")
+        metadata.update(timing)
+        result
       end
 
       def pick(hash, key)
