@@ -6,20 +6,21 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
 use tokio_util::sync::CancellationToken;
 
 use tasker_worker::config::TaskerConfig;
 use tasker_worker::embedded::{EmbeddedSystem, StartOutcome};
+use tasker_worker::messages::FfiStepEvent;
 use tasker_worker::orchestrator::{TaskRequest, WaitOutcome};
 use tasker_worker::worker::handlers::ffi_dispatch_channel::{CompleteOutcome, TryComplete};
 use tasker_worker::worker::handlers::FfiDispatchChannel;
 
 use crate::convert;
 use crate::errors::{self, guard};
-use crate::gvl::{without_gvl, Unlocked};
+use crate::gvl::{without_gvl, Unlocked, INTERRUPT_CHECK_INTERVAL};
 use crate::options::BootstrapOptions;
 use crate::system;
 
@@ -77,9 +78,13 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
 
         let concurrency = options.concurrency.unwrap_or(system.config().worker.concurrency);
         let mut dispatch = config.mpsc_channels.worker.handler_dispatch.clone();
-        // Room for every Ruby thread's step plus one waiting for each, so a thread that
-        // finishes a step finds the next one ready instead of waiting for a refill.
-        dispatch.max_concurrent_handlers = dispatch.max_concurrent_handlers.max(concurrency.saturating_mul(2));
+        // An explicit max_concurrent_handlers is honoured as given. Otherwise there is room
+        // for every Ruby thread's step plus one waiting for each, so a thread that finishes
+        // a step finds the next one ready instead of waiting for a refill.
+        let explicit_max = options.dispatch_overrides.iter().any(|(name, _)| *name == "max_concurrent_handlers");
+        if !explicit_max {
+            dispatch.max_concurrent_handlers = dispatch.max_concurrent_handlers.max(concurrency.saturating_mul(2));
+        }
         let outcome = system.start_ffi_worker(dispatch);
 
         let status = system.worker_status();
@@ -120,24 +125,7 @@ pub fn poll_step_events(ruby: &Ruby, args: &[Value]) -> Result<Option<RHash>, Er
             Some(event) => Some(event),
             None => match timeout.filter(|t| !t.is_zero()) {
                 None => None,
-                Some(timeout) => {
-                    let interrupted = AtomicBool::new(false);
-                    let unlocked = without_gvl(
-                        || channel.poll_wait(timeout, &|| interrupted.load(Ordering::Acquire)),
-                        || {
-                            interrupted.store(true, Ordering::Release);
-                            channel.wake_waiters();
-                        },
-                    );
-                    match unlocked {
-                        // Interrupted while an event was being handed over: give it back.
-                        Unlocked { value: Some(Ok(Some(event))), interrupt: Some(interrupt) } => {
-                            channel.release(event);
-                            return Err(interrupt);
-                        }
-                        other => settle(ruby, "poll_step_events", other)?.flatten(),
-                    }
-                }
+                Some(timeout) => wait_for_event(ruby, &channel, timeout)?,
             },
         };
         let Some(event) = event else { return Ok(None) };
@@ -149,6 +137,53 @@ pub fn poll_step_events(ruby: &Ruby, args: &[Value]) -> Result<Option<RHash>, Er
             }
         }
     })
+}
+
+/// Waits up to `timeout` for an event without the GVL. The wait is cut into slices of at
+/// most `gvl::INTERRUPT_CHECK_INTERVAL`, and Ruby's pending interrupts are taken between
+/// them: a signal such as Ctrl-C reaches a thread blocked here within one slice, even when
+/// no other Ruby thread runs (Ruby does not call this wait's unblock function for signals).
+/// Ends early with `None` when the worker stops.
+fn wait_for_event(
+    ruby: &Ruby,
+    channel: &Arc<FfiDispatchChannel>,
+    timeout: Duration,
+) -> Result<Option<FfiStepEvent>, Error> {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        let slice = deadline.map_or(INTERRUPT_CHECK_INTERVAL, |d| {
+            d.saturating_duration_since(Instant::now()).min(INTERRUPT_CHECK_INTERVAL)
+        });
+        let interrupted = AtomicBool::new(false);
+        let unlocked = without_gvl(
+            || channel.poll_wait(slice, &|| interrupted.load(Ordering::Acquire)),
+            || {
+                interrupted.store(true, Ordering::Release);
+                channel.wake_waiters();
+            },
+        );
+        match unlocked {
+            // Interrupted while an event was being handed over: give it back.
+            Unlocked { value: Some(Ok(Some(event))), interrupt: Some(interrupt) } => {
+                channel.release(event);
+                return Err(interrupt);
+            }
+            other => {
+                if let Some(event) = settle(ruby, "poll_step_events", other)?.flatten() {
+                    return Ok(Some(event));
+                }
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        // A stopped worker's channel answers at once: stop waiting on it.
+        let still_running =
+            system::current().ok().and_then(|s| s.ffi_channel()).is_some_and(|c| Arc::ptr_eq(&c, channel));
+        if !still_running {
+            return Ok(None);
+        }
+    }
 }
 
 /// `complete_step_event(event_id, result)`.
@@ -316,18 +351,28 @@ pub fn wait_for_task(ruby: &Ruby, task_uuid: Value, timeout: Value) -> Result<Op
             .ok_or_else(|| errors::argument(ruby, "wait_for_task needs a timeout in seconds"))?;
         let system = current(ruby)?;
         let orchestrator = system.orchestrator();
-        let interrupted = AtomicBool::new(false);
-        let unlocked = without_gvl(
-            || orchestrator.wait_for_task_blocking(&uuid, timeout, &|| interrupted.load(Ordering::Acquire)),
-            || {
-                interrupted.store(true, Ordering::Release);
-                orchestrator.wake_blocking_waiters();
-            },
-        );
-        match settle(ruby, "wait_for_task", unlocked)? {
-            Some(Ok(WaitOutcome::Finished(view))) => Ok(Some(convert::status_to_hash(ruby, &view)?)),
-            Some(Ok(WaitOutcome::TimedOut | WaitOutcome::Interrupted)) | None => Ok(None),
-            Some(Err(e)) => Err(errors::orchestrator(ruby, &e)),
+        // Waited in slices with Ruby's interrupts taken in between (see `wait_for_event`).
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let slice = deadline.map_or(INTERRUPT_CHECK_INTERVAL, |d| {
+                d.saturating_duration_since(Instant::now()).min(INTERRUPT_CHECK_INTERVAL)
+            });
+            let interrupted = AtomicBool::new(false);
+            let unlocked = without_gvl(
+                || orchestrator.wait_for_task_blocking(&uuid, slice, &|| interrupted.load(Ordering::Acquire)),
+                || {
+                    interrupted.store(true, Ordering::Release);
+                    orchestrator.wake_blocking_waiters();
+                },
+            );
+            match settle(ruby, "wait_for_task", unlocked)? {
+                Some(Ok(WaitOutcome::Finished(view))) => return Ok(Some(convert::status_to_hash(ruby, &view)?)),
+                Some(Ok(WaitOutcome::TimedOut | WaitOutcome::Interrupted)) | None => {}
+                Some(Err(e)) => return Err(errors::orchestrator(ruby, &e)),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
         }
     })
 }

@@ -14,8 +14,16 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::time::Duration;
 
 use magnus::Error;
+
+/// Longest stretch a blocking wait spends without the GVL before it takes Ruby's pending
+/// interrupts and goes on waiting. Ruby calls the unblock function for `Thread#kill`,
+/// `Thread#raise` and `Timeout`, but not for a signal (Ctrl-C) that arrives while every
+/// Ruby thread is blocked: the signal is only acted on when a thread next checks its
+/// interrupts, so long waits are cut into slices of this length.
+pub const INTERRUPT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a GVL-free call produced.
 pub struct Unlocked<R> {

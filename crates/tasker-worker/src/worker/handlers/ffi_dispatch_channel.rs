@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -301,26 +301,49 @@ impl FfiDispatchChannel {
 
     /// Completes an event without waiting. See `TryComplete`.
     pub fn try_complete(&self, event_id: Uuid, result: StepExecutionResult) -> Result<TryComplete, CompletionChannelClosed> {
-        let mut pending = self.pending.lock();
-        let Some(entry) = pending.get(&event_id) else {
+        let pending = self.pending.lock();
+        if !pending.contains_key(&event_id) {
             drop(pending);
             self.reject(&event_id);
             return Ok(TryComplete::Rejected);
-        };
-        let identity = entry.identity;
+        }
         let permit = match self.completion_sender.try_reserve() {
             Ok(permit) => permit,
             Err(mpsc::error::TrySendError::Full(())) => return Ok(TryComplete::Full(result)),
             Err(mpsc::error::TrySendError::Closed(())) => return Err(CompletionChannelClosed),
         };
+        Ok(if self.send_reserved(pending, event_id, result, permit) {
+            TryComplete::Accepted
+        } else {
+            TryComplete::Rejected
+        })
+    }
+
+    /// Sends the result of `event_id` with room already reserved in the completion channel,
+    /// under the pending lock the caller holds. Returns `false` (the room given back) if the
+    /// event is no longer pending.
+    fn send_reserved(
+        &self,
+        mut pending: MutexGuard<'_, HashMap<Uuid, PendingEvent>>,
+        event_id: Uuid,
+        result: StepExecutionResult,
+        permit: mpsc::Permit<'_, StepExecutionResult>,
+    ) -> bool {
+        let Some(entry) = pending.remove(&event_id) else {
+            drop(pending);
+            drop(permit);
+            self.reject(&event_id);
+            return false;
+        };
+        let identity = entry.identity;
         // The slot is released before the result is sent on, and the result is in the
         // channel before the pending lock is let go: `shutdown` (which drains pending
         // under that lock) either reports the event or finds its result already sent.
-        drop(pending.remove(&event_id));
+        drop(entry);
         permit.send(result.with_identity(identity));
         drop(pending);
         self.counters.completed.fetch_add(1, Ordering::Relaxed);
-        Ok(TryComplete::Accepted)
+        true
     }
 
     /// Completes an event, waiting for room in the completion channel until `cancel`
@@ -328,24 +351,28 @@ impl FfiDispatchChannel {
     pub async fn complete_until(
         &self,
         event_id: Uuid,
-        mut result: StepExecutionResult,
+        result: StepExecutionResult,
         cancel: &CancellationToken,
     ) -> Result<CompleteOutcome, CompletionChannelClosed> {
-        loop {
-            match self.try_complete(event_id, result)? {
-                TryComplete::Accepted => return Ok(CompleteOutcome::Accepted),
-                TryComplete::Rejected => return Ok(CompleteOutcome::Rejected),
-                TryComplete::Full(back) => result = back,
-            }
-            // Wait for room without holding it: the reaper or another completion may
-            // need it first, and the event must stay pending until it really goes out.
-            tokio::select! {
-                permit = self.completion_sender.reserve() => {
-                    drop(permit.map_err(|_| CompletionChannelClosed)?);
-                }
-                _ = cancel.cancelled() => return Ok(CompleteOutcome::Cancelled(result)),
-            }
-        }
+        let result = match self.try_complete(event_id, result)? {
+            TryComplete::Accepted => return Ok(CompleteOutcome::Accepted),
+            TryComplete::Rejected => return Ok(CompleteOutcome::Rejected),
+            TryComplete::Full(back) => back,
+        };
+        // Wait for room and keep it: the result goes out with this very permit if the
+        // event is still pending by then. (Giving the room back to try again would hand it
+        // from one waiting completer to the next without any of them sending, until their
+        // events' deadlines passed.) The event stays pending while we wait.
+        let permit = tokio::select! {
+            permit = self.completion_sender.reserve() => permit.map_err(|_| CompletionChannelClosed)?,
+            _ = cancel.cancelled() => return Ok(CompleteOutcome::Cancelled(result)),
+        };
+        let pending = self.pending.lock();
+        Ok(if self.send_reserved(pending, event_id, result, permit) {
+            CompleteOutcome::Accepted
+        } else {
+            CompleteOutcome::Rejected
+        })
     }
 
     /// Completes an event, waiting for room in the completion channel if needed.
