@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use magnus::{Error, RHash, Ruby};
+use magnus::rb_sys::FromRawValue;
+use magnus::{Error, RHash, Ruby, Value};
 use parking_lot::Mutex;
 use rb_sys::VALUE;
 
@@ -71,6 +72,35 @@ struct StepConstants {
     namespace: VALUE,
     task_name: VALUE,
     version: VALUE,
+    callable: VALUE,
+    initialization: VALUE,
+}
+
+/// The shared, frozen parts of an event, as Ruby values.
+pub struct SharedParts {
+    pub definition: Value,
+    pub step_name: Value,
+    pub namespace: Value,
+    pub task_name: Value,
+    pub version: Value,
+    pub callable: Value,
+    pub initialization: Value,
+}
+
+/// The frozen parts every event of this event's template step shares.
+pub fn constants(ruby: &Ruby, event: &FfiStepEvent) -> Result<SharedParts, Error> {
+    let c = constants_for(ruby, event)?;
+    // SAFETY: permanent objects (frozen and registered with the GC).
+    let value = |raw: VALUE| unsafe { Value::from_raw(raw) };
+    Ok(SharedParts {
+        definition: value(c.definition),
+        step_name: value(c.step_name),
+        namespace: value(c.namespace),
+        task_name: value(c.task_name),
+        version: value(c.version),
+        callable: value(c.callable),
+        initialization: value(c.initialization),
+    })
 }
 
 // SAFETY: as for `Keys`: VALUEs of permanent objects.
@@ -95,8 +125,13 @@ fn constants_for(ruby: &Ruby, event: &FfiStepEvent) -> Result<StepConstants, Err
     build(|| {
         // SAFETY: inside `build`, on a Ruby thread; nothing here needs dropping.
         unsafe {
+            let callable = raw::permanent(raw::string(&definition.handler.callable));
+            let initialization = definition.handler.initialization.as_ref().map_or(raw::QNIL, |v| raw::json(v));
+            deep_freeze(initialization);
             made = Some(StepConstants {
-                definition: raw::permanent(definition_hash(keys, definition)),
+                definition: raw::permanent(definition_hash(keys, definition, callable, initialization)),
+                callable,
+                initialization: raw::permanent(initialization),
                 step_name: raw::permanent(raw::string(&definition.name)),
                 namespace: raw::permanent(raw::string(&payload.task.namespace)),
                 task_name: raw::permanent(raw::string(&payload.task.name)),
@@ -116,13 +151,11 @@ fn keys(ruby: &Ruby) -> Result<&'static Keys, Error> {
 }
 
 /// A deep-frozen `step_definition` Hash.
-unsafe fn definition_hash(k: &Keys, d: &StepDefinition) -> VALUE {
+unsafe fn definition_hash(k: &Keys, d: &StepDefinition, callable: VALUE, initialization: VALUE) -> VALUE {
     unsafe {
         let handler = raw::hash();
-        raw::aset(handler, k.callable, raw::string(&d.handler.callable));
-        let init = d.handler.initialization.as_ref().map_or(raw::QNIL, |v| raw::json(v));
-        raw::aset(handler, k.initialization, init);
-        deep_freeze(init);
+        raw::aset(handler, k.callable, callable);
+        raw::aset(handler, k.initialization, initialization);
         rb_sys::rb_obj_freeze(handler);
 
         let dependencies = raw::array(d.dependencies.len());

@@ -22,6 +22,7 @@ use crate::convert;
 use crate::errors::{self, guard};
 use crate::gvl::{without_gvl, Unlocked, INTERRUPT_CHECK_INTERVAL};
 use crate::options::BootstrapOptions;
+use crate::step_event::StepEvent;
 use crate::system;
 
 fn current(ruby: &Ruby) -> Result<Arc<EmbeddedSystem>, Error> {
@@ -110,25 +111,35 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     })
 }
 
-/// `poll_step_events(timeout_seconds = nil)`.
+/// Takes the next event for `poll_step_events` / `next_step_event`: at once, or waiting
+/// up to the optional timeout argument without the GVL.
+fn take_event(
+    ruby: &Ruby,
+    what: &str,
+    args: &[Value],
+) -> Result<Option<(Arc<FfiDispatchChannel>, FfiStepEvent)>, Error> {
+    if args.len() > 1 {
+        return Err(errors::argument(ruby, format!("{what} takes 0..1 arguments, got {}", args.len())));
+    }
+    let timeout = match args.first() {
+        Some(v) => convert::seconds_arg(ruby, *v, "timeout_seconds")?,
+        None => None,
+    };
+    let channel = running_channel(ruby)?;
+    let event = match channel.poll() {
+        Some(event) => Some(event),
+        None => match timeout.filter(|t| !t.is_zero()) {
+            None => None,
+            Some(timeout) => wait_for_event(ruby, &channel, timeout)?,
+        },
+    };
+    Ok(event.map(|e| (channel, e)))
+}
+
+/// `poll_step_events(timeout_seconds = nil)`: the event Hash, or nil.
 pub fn poll_step_events(ruby: &Ruby, args: &[Value]) -> Result<Option<RHash>, Error> {
     guard(ruby, "poll_step_events", || {
-        if args.len() > 1 {
-            return Err(errors::argument(ruby, format!("poll_step_events takes 0..1 arguments, got {}", args.len())));
-        }
-        let timeout = match args.first() {
-            Some(v) => convert::seconds_arg(ruby, *v, "timeout_seconds")?,
-            None => None,
-        };
-        let channel = running_channel(ruby)?;
-        let event = match channel.poll() {
-            Some(event) => Some(event),
-            None => match timeout.filter(|t| !t.is_zero()) {
-                None => None,
-                Some(timeout) => wait_for_event(ruby, &channel, timeout)?,
-            },
-        };
-        let Some(event) = event else { return Ok(None) };
+        let Some((channel, event)) = take_event(ruby, "poll_step_events", args)? else { return Ok(None) };
         match crate::event::event_to_hash(ruby, &event) {
             Ok(hash) => Ok(Some(hash)),
             Err(e) => {
@@ -139,11 +150,21 @@ pub fn poll_step_events(ruby: &Ruby, args: &[Value]) -> Result<Option<RHash>, Er
     })
 }
 
-/// Waits up to `timeout` for an event without the GVL. The wait is cut into slices of at
-/// most `gvl::INTERRUPT_CHECK_INTERVAL`, and Ruby's pending interrupts are taken between
-/// them: a signal such as Ctrl-C reaches a thread blocked here within one slice, even when
-/// no other Ruby thread runs (Ruby does not call this wait's unblock function for signals).
-/// Ends early with `None` when the worker stops.
+/// `next_step_event(timeout_seconds = nil)`: a `TaskerCore::StepEvent`, or nil.
+pub fn next_step_event(ruby: &Ruby, args: &[Value]) -> Result<Option<StepEvent>, Error> {
+    guard(ruby, "next_step_event", || {
+        Ok(take_event(ruby, "next_step_event", args)?.map(|(_, event)| StepEvent::new(event)))
+    })
+}
+
+/// The event id of a completion: a UUID String, or a `TaskerCore::StepEvent`.
+fn completion_event_id(ruby: &Ruby, event_id: Value) -> Result<uuid::Uuid, Error> {
+    match <&StepEvent>::try_convert(event_id) {
+        Ok(event) => Ok(event.event().event_id),
+        Err(_) => convert::uuid_arg(ruby, event_id, "event_id"),
+    }
+}
+
 fn wait_for_event(
     ruby: &Ruby,
     channel: &Arc<FfiDispatchChannel>,
@@ -189,7 +210,7 @@ fn wait_for_event(
 /// `complete_step_event(event_id, result)`.
 pub fn complete_step_event(ruby: &Ruby, event_id: Value, result: Value) -> Result<bool, Error> {
     guard(ruby, "complete_step_event", || {
-        let event_id = convert::uuid_arg(ruby, event_id, "event_id")?;
+        let event_id = completion_event_id(ruby, event_id)?;
         let result = convert::result_from_ruby(ruby, result)?;
         let Some(channel) = system::current().ok().and_then(|s| s.ffi_channel()) else {
             // No worker: no event is pending, so this one is unknown.

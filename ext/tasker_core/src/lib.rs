@@ -17,6 +17,7 @@ mod ffi;
 mod gvl;
 mod options;
 mod raw;
+mod step_event;
 mod system;
 
 use magnus::{function, prelude::*, Error, Ruby};
@@ -26,9 +27,12 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::define_classes(ruby)?;
     system::install_fork_hook();
     event::init(ruby)?;
-    let module = ruby.define_module("TaskerCore")?.define_module("FFI")?;
+    let core = ruby.define_module("TaskerCore")?;
+    step_event::define(ruby, core)?;
+    let module = core.define_module("FFI")?;
     module.define_module_function("bootstrap_worker", function!(ffi::bootstrap_worker, -1))?;
     module.define_module_function("poll_step_events", function!(ffi::poll_step_events, -1))?;
+    module.define_module_function("next_step_event", function!(ffi::next_step_event, -1))?;
     module.define_module_function("complete_step_event", function!(ffi::complete_step_event, 2))?;
     module.define_module_function("event_pending?", function!(ffi::event_pending, 1))?;
     module.define_module_function("ffi_dispatch_metrics", function!(ffi::ffi_dispatch_metrics, 0))?;

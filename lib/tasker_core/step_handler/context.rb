@@ -1,19 +1,20 @@
 # frozen_string_literal: true
 
 require "tasker_core/clock"
+require "tasker_core/step_handler/hash_event"
 
 module TaskerCore
   module StepHandler
     # What a step handler sees of one step event: the task's context, its parents'
     # results, identifiers, and the attempt's deadline.
     #
-    # This is the only class that reads the raw event (with `[]` and `dig`), so the
-    # event's representation can change without touching handlers or the worker.
+    # This is the only class that reads the raw event (a StepEvent, or a Hash through
+    # HashEvent), so the event's representation can change without touching handlers.
     class Context
       # How long a {#cancelled?} answer from the core is reused before asking again.
       PENDING_CHECK_INTERVAL = 0.005
 
-      # @return [Hash] the raw event as polled from the core
+      # @return [TaskerCore::StepEvent, Hash] the event as the core handed it over
       attr_reader :event
       # @return [Float] monotonic time (Process::CLOCK_MONOTONIC) at which the event was received
       attr_reader :received_at
@@ -21,14 +22,18 @@ module TaskerCore
       #   (Float::INFINITY when the event carries no timeout)
       attr_reader :deadline
 
-      # @param event [Hash] the event from TaskerCore::FFI.poll_step_events
+      # @param event [TaskerCore::StepEvent, Hash] from TaskerCore::FFI.next_step_event
+      #   or TaskerCore::FFI.poll_step_events
       # @param received_at [Float, nil] monotonic receipt time (now when nil)
       # @param ffi [#event_pending?, nil] the core (TaskerCore::FFI when nil)
       # @param stopping [#call, nil] answers true once the worker is stopping
       # @param clock [#call, nil] monotonic clock (for tests)
       def initialize(event, received_at: nil, ffi: nil, stopping: nil, clock: nil)
-        raise ArgumentError, "a step event must be a Hash-like object, got #{event.class}" unless event.respond_to?(:dig)
-
+        @source =
+          if event.respond_to?(:handler_callable) then event
+          elsif event.respond_to?(:dig) then HashEvent.new(event)
+          else raise ArgumentError, "a step event must be a TaskerCore::StepEvent or a Hash, got #{event.class}"
+          end
         @event = event
         @clock = clock
         @received_at = received_at || now
@@ -36,98 +41,107 @@ module TaskerCore
         @stopping = stopping
         @cancelled = false
         @pending_checked_at = nil
-        timeout_ms = event["timeout_ms"]
+        timeout_ms = @source.timeout_ms
         @deadline = timeout_ms.is_a?(Numeric) ? @received_at + (timeout_ms / 1000.0) : Float::INFINITY
       end
 
+      # Readers convert a field of a StepEvent once, on first use.
+
       # @return [String] the id to complete this event with
       def event_id
-        event["event_id"]
+        @event_id ||= @source.event_id
+      end
+
+      # What to complete this event with: the StepEvent itself (no id to convert and
+      # parse back), or the event id of an event Hash.
+      # @return [TaskerCore::StepEvent, String]
+      def completion_id
+        @source.is_a?(HashEvent) ? event_id : @event
       end
 
       # @return [String]
       def task_uuid
-        event["task_uuid"]
+        @task_uuid ||= @source.task_uuid
       end
 
       # @return [String]
       def step_uuid
-        event["step_uuid"]
+        @step_uuid ||= @source.step_uuid
       end
 
       # @return [String]
       def correlation_id
-        event["correlation_id"]
+        @correlation_id ||= @source.correlation_id
       end
 
       # @return [String, nil] W3C trace id
       def trace_id
-        event["trace_id"]
+        @source.trace_id
       end
 
       # @return [String, nil] W3C span id
       def span_id
-        event["span_id"]
+        @source.span_id
       end
 
-      # @return [Integer, nil] this attempt's timeout in milliseconds
+      # @return [Integer, nil] this attempt's deadline in milliseconds, from receipt
       def timeout_ms
-        event["timeout_ms"]
+        @source.timeout_ms
       end
 
       # @return [Hash] the task's context (string keys)
       def task_context
-        event.dig("task_sequence_step", "task", "context") || {}
+        @task_context ||= @source.task_context || {}
       end
 
-      # @return [String] the task's namespace
+      # @return [String]
       def namespace
-        event.dig("task_sequence_step", "task", "namespace")
+        @source.namespace
       end
 
-      # @return [String] the task's (template's) name
+      # @return [String] the task (template) name
       def task_name
-        event.dig("task_sequence_step", "task", "name")
+        @source.task_name
       end
 
-      # @return [String, nil] the task's template version
+      # @return [String]
       def task_version
-        event.dig("task_sequence_step", "task", "version")
+        @source.task_version
       end
 
-      # @return [String] this step's name
+      # @return [String]
       def step_name
-        event.dig("task_sequence_step", "workflow_step", "name")
+        @step_name ||= @source.step_name
       end
 
       # @return [Integer] this attempt's number (1 on the first run)
       def attempt
-        event.dig("task_sequence_step", "workflow_step", "attempts")
+        @source.attempts
       end
 
-      # @return [Integer, nil]
+      # @return [Integer]
       def max_attempts
-        event.dig("task_sequence_step", "workflow_step", "max_attempts")
+        @source.max_attempts
       end
 
-      # @return [Boolean, nil] whether the step may be retried after a failure
+      # @return [Boolean] whether the step's policy allows retries
       def retryable
-        event.dig("task_sequence_step", "workflow_step", "retryable")
+        @source.retryable
       end
 
-      # @return [Hash] the step's inputs
+      # @return [Hash] the step's static inputs from the template
       def inputs
-        event.dig("task_sequence_step", "workflow_step", "inputs") || {}
+        @inputs ||= @source.inputs || {}
       end
 
-      # @return [Hash{String => Object}] parent step name => its result
+      # @return [Hash] parent step name => that step's result
       def dependency_results
-        event.dig("task_sequence_step", "dependency_results") || {}
+        @dependency_results ||= @source.dependency_results || {}
       end
 
       # @param name [String, Symbol] a parent step's name
-      # @return [Object] that parent's result value
-      # @raise [KeyError] when the step has no such parent result; lists the available ones
+      # @return [Object] that step's result value
+      # @raise [KeyError] naming the step and the parents that do have results
       def dependency_result(name)
         key = name.to_s
         results = dependency_results
@@ -138,19 +152,19 @@ module TaskerCore
                            "(available: #{available})", receiver: results, key: key)
       end
 
-      # @return [Hash] the step definition from the task template
+      # @return [Hash] the step's definition from the template (frozen)
       def step_definition
-        event.dig("task_sequence_step", "step_definition") || {}
+        @source.step_definition || {}
       end
 
-      # @return [String, nil] the handler callable (a Ruby constant name)
+      # @return [String] the handler class name
       def handler_callable
-        event.dig("task_sequence_step", "step_definition", "handler", "callable")
+        @source.handler_callable
       end
 
-      # @return [Hash] the handler's `initialization` from the template ({} when none)
+      # @return [Hash] the handler's initialization from the template
       def handler_initialization
-        event.dig("task_sequence_step", "step_definition", "handler", "initialization") || {}
+        @source.handler_initialization || {}
       end
 
       # @return [Float] seconds left before the deadline (0.0 once passed; Infinity without a deadline)

@@ -39,21 +39,24 @@ module TaskerCore
       # Runs the block (the handler's code) with watchdog interrupts enabled.
       # @param context [TaskerCore::StepHandler::Context] identifies this run
       # @return [Object] the block's value
-      def guard(context)
-        Thread.handle_interrupt(DEFER_TIMEOUT) do
-          enter(context)
-          begin
-            Thread.handle_interrupt(DELIVER_TIMEOUT) { yield }
-          ensure
-            drain if leave
-          end
+      def guard(context, &block)
+        Thread.handle_interrupt(DEFER_TIMEOUT) { guard_deferred(context, &block) }
+      end
+
+      # {#guard} for a thread that already runs with Errors::TimeoutError deferred
+      # (`Thread.handle_interrupt(DEFER_TIMEOUT)`), as worker threads do for their whole
+      # loop: saves a mask change per step.
+      # @param context [TaskerCore::StepHandler::Context]
+      # @return [Object] what the block returns
+      def guard_deferred(context)
+        enter(context)
+        begin
+          Thread.handle_interrupt(DELIVER_TIMEOUT) { yield }
+        ensure
+          drain if leave
         end
       end
 
-      # Interrupts the thread inside {#guard} for `context`, at most once per run.
-      # @param context [TaskerCore::StepHandler::Context] the run the caller observed
-      # @param message [String]
-      # @return [Boolean] whether the interrupt was sent
       def interrupt(context, message)
         @lock.synchronize do
           return false unless @context.equal?(context) && @interrupt.nil?
@@ -90,13 +93,16 @@ module TaskerCore
 
       # @return [Boolean] whether an interrupt was sent during this run
       def leave
-        @lock.synchronize do
+        @lock.lock
+        begin
           sent = !@interrupt.nil?
           @context = nil
           @thread = nil
           @interrupt = nil
           @interrupted_at = nil
           sent
+        ensure
+          @lock.unlock
         end
       end
 
@@ -113,6 +119,11 @@ module TaskerCore
     module OpenGate
       # @return [Object] the block's value
       def self.guard(_context)
+        yield
+      end
+
+      # @return [Object] the block's value
+      def self.guard_deferred(_context)
         yield
       end
     end

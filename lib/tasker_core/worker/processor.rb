@@ -48,6 +48,9 @@ module TaskerCore
         @finished = false
         @death = nil
         @poll_failing = false
+        # The core's StepEvent converts only the fields a handler reads; a core (or a
+        # test double) without it hands out event Hashes.
+        @poll_method = ffi.respond_to?(:next_step_event) ? :next_step_event : :poll_step_events
       end
 
       # Starts the thread.
@@ -118,7 +121,9 @@ module TaskerCore
       private
 
       def run
-        process_one until @done
+        # The watchdog's TimeoutError is deferred for the whole loop and let through only
+        # inside handler code (HandlerGate#guard_deferred).
+        Thread.handle_interrupt(HandlerGate::DEFER_TIMEOUT) { process_one until @done }
         @finished = true
       rescue Exception => e # rubocop:disable Lint/RescueException -- reported to the manager, which replaces the thread
         @death = e
@@ -133,13 +138,13 @@ module TaskerCore
 
         context = StepHandler::Context.new(event, ffi: @ffi, stopping: @stopping)
         @current = context
-        outcome = @runner.run(context, gate: @gate)
+        outcome = @runner.run(context, gate: @gate, deferred: true)
         @current = nil
         @stats.record(outcome)
       end
 
       def poll
-        event = @ffi.poll_step_events(@poll_timeout)
+        event = @ffi.public_send(@poll_method, @poll_timeout)
         @poll_failing = false
         event
       rescue StandardError => e

@@ -27,16 +27,21 @@ module TaskerCore
       # @param outcome [StepRunner::Outcome]
       # @return [void]
       def record(outcome)
-        @lock.synchronize do
+        result = outcome.result
+        succeeded = result["success"] == true
+        invalid = !succeeded && result["error"]["error_type"] == StepRunner::INVALID_RESULT
+        # lock/unlock rather than synchronize: this runs for every step.
+        @lock.lock
+        begin
           @counts[:steps_run] += 1
-          @counts[outcome.success? ? :succeeded : :failed] += 1
+          @counts[succeeded ? :succeeded : :failed] += 1
           @counts[:rejected_completions] += 1 unless outcome.accepted
-          @counts[:invalid_results] += 1 if outcome.error_type == StepRunner::INVALID_RESULT
+          @counts[:invalid_results] += 1 if invalid
+        ensure
+          @lock.unlock
         end
       end
 
-      # @param name [Symbol]
-      # @return [Integer]
       def [](name)
         @lock.synchronize { @counts.fetch(name) }
       end

@@ -51,15 +51,11 @@ module TaskerCore
       # @param context [TaskerCore::StepHandler::Context]
       # @param gate [#guard] wraps the handler call (see HandlerGate)
       # @return [Outcome]
-      def run(context, gate: OpenGate)
-        started_at = Clock.iso8601_now
+      def run(context, gate: OpenGate, deferred: false)
         started = Clock.monotonic
-        result = execute(context, gate)
-        timing = {
-          "execution_time_ms" => ((Clock.monotonic - started) * 1000).round,
-          "started_at" => started_at,
-          "completed_at" => Clock.iso8601_now
-        }
+        result = execute(context, gate, deferred)
+        # The core adds started_at (when it handed the event out) and completed_at.
+        timing = { "execution_time_ms" => ((Clock.monotonic - started) * 1000).round }
         result = with_metadata(result, timing)
         accepted, sent = complete(context, result, timing)
         Outcome.new(sent, accepted)
@@ -72,17 +68,21 @@ module TaskerCore
       # @param retryable [Boolean]
       # @return [Boolean] whether the core accepted it (false when already completed or timed out)
       def fail_event(context, error_type:, message:, retryable:)
-        now = Clock.iso8601_now
-        timing = { "execution_time_ms" => 0, "started_at" => now, "completed_at" => now }
+        timing = { "execution_time_ms" => 0 }
         result = with_metadata(failure(message, error_type, retryable), timing)
         complete(context, result, timing).first
       end
 
       private
 
-      def execute(context, gate)
+      def execute(context, gate, deferred)
         handler = @registry.resolve(context.handler_callable, context.handler_initialization)
-        value = gate.guard(context) { handler.call(context) }
+        value =
+          if deferred
+            gate.guard_deferred(context) { handler.call(context) }
+          else
+            gate.guard(context) { handler.call(context) }
+          end
         normalize(value, context, handler)
       rescue Exception => e # rubocop:disable Lint/RescueException -- a handler must never kill its thread
         exception_failure(e)
@@ -110,7 +110,7 @@ module TaskerCore
       end
 
       def deliver(context, result)
-        @ffi.complete_step_event(context.event_id, result) == true
+        @ffi.complete_step_event(context.completion_id, result) == true
       end
 
       def completion_failed(context, error)
@@ -121,6 +121,15 @@ module TaskerCore
 
       def normalize(value, context, handler)
         return invalid_result(value, context, handler) unless value.is_a?(Hash)
+
+        # The common case, a success as Base#success builds it: String keys only.
+        if value["success"] == true && !value.key?(:success)
+          metadata = value["metadata"]
+          if metadata.nil? || (metadata.instance_of?(Hash) && string_keyed?(metadata))
+            return { "success" => true, "result" => value.fetch("result") { value[:result] },
+                     "metadata" => metadata ? metadata.dup : {} }
+          end
+        end
 
         success = pick(value, "success")
         return invalid_result(value, context, handler) unless StepHandler::Result.boolean?(success)
@@ -197,6 +206,11 @@ module TaskerCore
         metadata["custom"] = {} unless metadata.key?("custom")
         metadata.update(timing)
         result
+      end
+
+      def string_keyed?(hash)
+        hash.each_key { |key| return false unless key.instance_of?(String) }
+        true
       end
 
       def pick(hash, key)

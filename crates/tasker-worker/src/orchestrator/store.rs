@@ -19,6 +19,7 @@ use crate::messages::{
     StepExecutionError, StepExecutionEvent, StepExecutionResult, TaskInfo, TaskSequenceStep, WorkflowStepInfo,
 };
 use crate::template::WorkflowTemplate;
+use crate::time_format::hex;
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +203,7 @@ impl Store {
             steps,
             context: Arc::new(context),
             correlation_id: Uuid::new_v4(),
-            trace_id: format!("{:032x}", self.rng.u128(1..)),
+            trace_id: hex(self.rng.u128(1..), 32),
             status: TaskStatus::Pending,
             created_at: now,
             finished_at: None,
@@ -240,7 +241,7 @@ impl Store {
                 task.status = TaskStatus::InProgress;
             }
             self.stats.steps_dispatched += 1;
-            let span_id = format!("{:016x}", self.rng.u64(1..));
+            let span_id = hex(u128::from(self.rng.u64(1..)), 16);
             return Some(build_event(task, step_ref.index, event_id, span_id, default_timeout));
         }
         None

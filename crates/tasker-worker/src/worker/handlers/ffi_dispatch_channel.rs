@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use serde::Serialize;
@@ -28,6 +28,8 @@ use crate::config::FfiDispatchConfig;
 use crate::messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionError, StepExecutionResult, StepIdentity,
 };
+use crate::template::StepDefinition;
+use crate::time_format::rfc3339_millis;
 use crate::worker::latency_window::LatencyWindow;
 use crate::worker::slots::DispatchSlot;
 
@@ -121,9 +123,11 @@ pub struct CompletionChannelClosed;
 struct PendingEvent {
     identity: StepIdentity,
     polled_at: Instant,
+    /// Wall-clock time of the poll, for the result's `started_at`.
+    polled_wall: SystemTime,
     deadline: Instant,
     timeout: Duration,
-    step_name: String,
+    definition: Arc<StepDefinition>,
     /// Released (capacity given back) when the entry is removed.
     slot: Option<DispatchSlot>,
 }
@@ -259,9 +263,10 @@ impl FfiDispatchChannel {
         let entry = PendingEvent {
             identity: event.identity(),
             polled_at: now,
+            polled_wall: SystemTime::now(),
             deadline,
             timeout,
-            step_name: event.payload.workflow_step.name.clone(),
+            definition: Arc::clone(&event.payload.step_definition),
             slot,
         };
         let event_id = event.event_id;
@@ -336,6 +341,7 @@ impl FfiDispatchChannel {
             return false;
         };
         let identity = entry.identity;
+        let result = with_timing(result, &entry);
         // The slot is released before the result is sent on, and the result is in the
         // channel before the pending lock is let go: `shutdown` (which drains pending
         // under that lock) either reports the event or finds its result already sent.
@@ -467,7 +473,7 @@ impl FfiDispatchChannel {
             failures.push(shutdown_failure(identity, &name, "it waited to be polled"));
         }
         for entry in pending {
-            failures.push(shutdown_failure(entry.identity, &entry.step_name, "its handler had not completed it"));
+            failures.push(shutdown_failure(entry.identity, &entry.definition.name, "its handler had not completed it"));
         }
         let count = failures.len();
         for failure in failures {
@@ -567,6 +573,22 @@ impl FfiDispatchChannel {
     }
 }
 
+/// Fills the timing a foreign handler loop did not report: `started_at` is when the event
+/// was polled, `completed_at` and `execution_time_ms` are counted to now.
+fn with_timing(mut result: StepExecutionResult, entry: &PendingEvent) -> StepExecutionResult {
+    let metadata = &mut result.metadata;
+    if metadata.started_at.is_none() {
+        metadata.started_at = Some(rfc3339_millis(entry.polled_wall));
+    }
+    if metadata.completed_at.is_none() {
+        metadata.completed_at = Some(rfc3339_millis(SystemTime::now()));
+    }
+    if metadata.execution_time_ms.is_none() {
+        metadata.execution_time_ms = Some(millis(entry.polled_at.elapsed()));
+    }
+    result
+}
+
 fn lag_ms(lag: Option<Duration>) -> f64 {
     lag.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
@@ -579,7 +601,7 @@ fn timeout_failure(entry: &PendingEvent) -> StepExecutionResult {
     StepExecutionResult::failure(StepExecutionError::new(
         format!(
             "step '{}' exceeded its deadline of {} ms (event {}); the core failed this attempt",
-            entry.step_name,
+            entry.definition.name,
             millis(entry.timeout),
             entry.identity.event_id
         ),

@@ -1,0 +1,50 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  module StepHandler
+    # Reads an event Hash (as TaskerCore::FFI.poll_step_events returns it) through the
+    # same readers as TaskerCore::StepEvent, the object TaskerCore::FFI.next_step_event
+    # returns, so Context handles both alike.
+    class HashEvent
+      # @param hash [Hash] the event Hash
+      def initialize(hash)
+        @hash = hash
+      end
+
+      %w[event_id task_uuid step_uuid correlation_id trace_id span_id timeout_ms].each do |key|
+        define_method(key) { @hash[key] }
+      end
+
+      { "namespace" => "namespace", "task_name" => "name", "task_version" => "version",
+        "task_context" => "context" }.each do |reader, key|
+        define_method(reader) { @hash.dig("task_sequence_step", "task", key) }
+      end
+
+      { "step_name" => "name", "attempts" => "attempts", "max_attempts" => "max_attempts",
+        "retryable" => "retryable", "inputs" => "inputs" }.each do |reader, key|
+        define_method(reader) { @hash.dig("task_sequence_step", "workflow_step", key) }
+      end
+
+      def dependency_results
+        @hash.dig("task_sequence_step", "dependency_results")
+      end
+
+      def step_definition
+        @hash.dig("task_sequence_step", "step_definition")
+      end
+
+      def handler_callable
+        @hash.dig("task_sequence_step", "step_definition", "handler", "callable")
+      end
+
+      def handler_initialization
+        @hash.dig("task_sequence_step", "step_definition", "handler", "initialization")
+      end
+
+      # @return [Hash] the event Hash itself
+      def to_h
+        @hash
+      end
+    end
+  end
+end
