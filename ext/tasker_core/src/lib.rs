@@ -22,6 +22,12 @@ mod system;
 
 use magnus::{function, prelude::*, Error, Ruby};
 
+/// The core's own allocations (events, results, task state) go through mimalloc: they are
+/// made on tokio threads and freed on Ruby threads and back, which glibc's malloc
+/// serves slowly (arena locks, consolidation). Ruby's objects keep Ruby's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::define_classes(ruby)?;
