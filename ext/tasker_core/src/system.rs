@@ -4,8 +4,9 @@
 //! system (its tokio runtime, its locks) must never be used or dropped in the child —
 //! dropping would wait for threads that do not exist. On first use in a child the
 //! inherited system is forgotten (leaked on purpose) and the child must bootstrap its
-//! own. The global lock is only ever held briefly by a thread that holds the GVL, so
-//! no other Ruby thread can hold it while `fork` runs.
+//! own; until it does, every call that needs the system is told it runs in a fork (not
+//! merely that nothing was started). The global lock is only ever held briefly by a
+//! thread that holds the GVL, so no other Ruby thread can hold it while `fork` runs.
 
 use std::sync::Arc;
 
@@ -13,7 +14,14 @@ use parking_lot::Mutex;
 
 use tasker_worker::embedded::EmbeddedSystem;
 
-static SYSTEM: Mutex<Option<Arc<EmbeddedSystem>>> = Mutex::new(None);
+/// The system of this process; and, once a system inherited through `fork` has been
+/// forgotten, the pid it came from (until this process bootstraps its own).
+struct Slot {
+    system: Option<Arc<EmbeddedSystem>>,
+    forked_from: Option<u32>,
+}
+
+static SYSTEM: Mutex<Slot> = Mutex::new(Slot { system: None, forked_from: None });
 
 /// Why no system is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +47,21 @@ impl Unavailable {
     }
 }
 
-fn take_if_forked(slot: &mut Option<Arc<EmbeddedSystem>>) -> Option<u32> {
-    let parent = slot.as_ref().map(|s| s.pid()).filter(|pid| *pid != std::process::id())?;
-    if let Some(inherited) = slot.take() {
-        std::mem::forget(inherited);
+/// Forgets a system inherited through `fork` (remembering its pid) and returns that pid:
+/// the parent's pid for as long as this process has not built a system of its own.
+fn take_if_forked(slot: &mut Slot) -> Option<u32> {
+    let inherited_from = slot.system.as_ref().map(|s| s.pid()).filter(|pid| *pid != std::process::id());
+    if let Some(parent) = inherited_from {
+        if let Some(inherited) = slot.system.take() {
+            std::mem::forget(inherited);
+        }
+        slot.forked_from = Some(parent);
     }
-    Some(parent)
+    if slot.system.is_none() {
+        slot.forked_from
+    } else {
+        None
+    }
 }
 
 /// The running system of this process.
@@ -53,7 +70,7 @@ pub fn current() -> Result<Arc<EmbeddedSystem>, Unavailable> {
     if let Some(parent) = take_if_forked(&mut slot) {
         return Err(Unavailable::Forked { parent });
     }
-    slot.clone().ok_or(Unavailable::NeverStarted)
+    slot.system.clone().ok_or(Unavailable::NeverStarted)
 }
 
 /// The system of this process, built by `create` if there is none yet. The flag is
@@ -61,10 +78,11 @@ pub fn current() -> Result<Arc<EmbeddedSystem>, Unavailable> {
 pub fn get_or_create<E>(create: impl FnOnce() -> Result<EmbeddedSystem, E>) -> Result<(Arc<EmbeddedSystem>, bool), E> {
     let mut slot = SYSTEM.lock();
     take_if_forked(&mut slot);
-    if let Some(system) = slot.as_ref() {
+    if let Some(system) = slot.system.as_ref() {
         return Ok((Arc::clone(system), false));
     }
     let system = Arc::new(create()?);
-    *slot = Some(Arc::clone(&system));
+    slot.system = Some(Arc::clone(&system));
+    slot.forked_from = None;
     Ok((system, true))
 }
