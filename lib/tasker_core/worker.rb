@@ -70,6 +70,7 @@ module TaskerCore
       @lifecycle = Mutex.new
       @state = :new
       @started_core = false
+      @core_pid = nil
       @stats = Stats.new
       @manager = nil
       @watchdog = nil
@@ -87,6 +88,7 @@ module TaskerCore
 
         info = ffi.bootstrap_worker(bootstrap_options)
         @started_core = info["status"] == "started"
+        @core_pid = Process.pid
         begin
           launch(info)
         rescue Exception # rubocop:disable Lint/RescueException -- undo the bootstrap, then re-raise
@@ -199,8 +201,10 @@ module TaskerCore
       config
     end
 
+    # Stops the core this worker started, unless this is a forked child: the core it
+    # started belongs to the parent, and the child's core (if any) is someone else's.
     def stop_core_quietly
-      return false unless @started_core
+      return false unless @started_core && @core_pid == Process.pid
 
       ffi.stop_worker
       true

@@ -4,18 +4,27 @@
 //! system (its tokio runtime, its locks) must never be used or dropped in the child —
 //! dropping would wait for threads that do not exist. On first use in a child the
 //! inherited system is forgotten (leaked on purpose) and the child must bootstrap its
-//! own. A `pthread_atfork` child handler flags the fork, so the pid is only compared
-//! (a syscall) on the first call after one. The global lock is only ever held briefly by a thread that holds the GVL, so
-//! no other Ruby thread can hold it while `fork` runs.
+//! own; until it does, every call that needs the system is told it runs in a fork (not
+//! merely that nothing was started). A `pthread_atfork` child handler flags the fork,
+//! so the pid is only compared (a syscall) on the first call after one. The global
+//! lock is only ever held briefly by a thread that holds the GVL, so no other Ruby
+//! thread can hold it while `fork` runs.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use tasker_worker::embedded::EmbeddedSystem;
 
-static SYSTEM: Mutex<Option<Arc<EmbeddedSystem>>> = Mutex::new(None);
+/// The system of this process; and, once a system inherited through `fork` has been
+/// forgotten, the pid it came from (until this process bootstraps its own).
+struct Slot {
+    system: Option<Arc<EmbeddedSystem>>,
+    forked_from: Option<u32>,
+}
+
+static SYSTEM: Mutex<Slot> = Mutex::new(Slot { system: None, forked_from: None });
 
 /// Why no system is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +53,6 @@ impl Unavailable {
 /// Set in a freshly forked child (by the `pthread_atfork` handler) until the next FFI
 /// call notices it; keeps `getpid` off the hot path.
 static FORK_PENDING: AtomicBool = AtomicBool::new(false);
-/// The parent's pid once an inherited system was discarded; 0 otherwise.
-static FORKED_FROM: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn note_fork_in_child() {
     FORK_PENDING.store(true, Ordering::Release);
@@ -59,21 +66,24 @@ pub fn install_fork_hook() {
     }
 }
 
-fn take_if_forked(slot: &mut Option<Arc<EmbeddedSystem>>) {
+/// After a fork, forgets the system inherited from the parent, remembering its pid.
+fn take_if_forked(slot: &mut Slot) {
     if !FORK_PENDING.swap(false, Ordering::AcqRel) {
         return;
     }
-    let Some(parent) = slot.as_ref().map(|s| s.pid()).filter(|pid| *pid != std::process::id()) else { return };
-    if let Some(inherited) = slot.take() {
-        std::mem::forget(inherited);
+    let inherited_from = slot.system.as_ref().map(|s| s.pid()).filter(|pid| *pid != std::process::id());
+    if let Some(parent) = inherited_from {
+        if let Some(inherited) = slot.system.take() {
+            std::mem::forget(inherited);
+        }
+        slot.forked_from = Some(parent);
     }
-    FORKED_FROM.store(parent, Ordering::Release);
 }
 
-fn unavailable() -> Unavailable {
-    match FORKED_FROM.load(Ordering::Acquire) {
-        0 => Unavailable::NeverStarted,
-        parent => Unavailable::Forked { parent },
+fn unavailable(slot: &Slot) -> Unavailable {
+    match slot.forked_from {
+        Some(parent) => Unavailable::Forked { parent },
+        None => Unavailable::NeverStarted,
     }
 }
 
@@ -81,7 +91,7 @@ fn unavailable() -> Unavailable {
 pub fn current() -> Result<Arc<EmbeddedSystem>, Unavailable> {
     let mut slot = SYSTEM.lock();
     take_if_forked(&mut slot);
-    slot.clone().ok_or_else(unavailable)
+    slot.system.clone().ok_or_else(|| unavailable(&slot))
 }
 
 /// The system of this process, built by `create` if there is none yet. The flag is
@@ -89,11 +99,11 @@ pub fn current() -> Result<Arc<EmbeddedSystem>, Unavailable> {
 pub fn get_or_create<E>(create: impl FnOnce() -> Result<EmbeddedSystem, E>) -> Result<(Arc<EmbeddedSystem>, bool), E> {
     let mut slot = SYSTEM.lock();
     take_if_forked(&mut slot);
-    if let Some(system) = slot.as_ref() {
+    if let Some(system) = slot.system.as_ref() {
         return Ok((Arc::clone(system), false));
     }
     let system = Arc::new(create()?);
-    *slot = Some(Arc::clone(&system));
-    FORKED_FROM.store(0, Ordering::Release);
+    slot.system = Some(Arc::clone(&system));
+    slot.forked_from = None;
     Ok((system, true))
 }

@@ -299,9 +299,10 @@ impl FfiDispatchChannel {
         true
     }
 
-    /// Whether `event_id` is polled and neither completed nor timed out.
+    /// Whether `event_id` is polled and neither completed nor timed out (its deadline has
+    /// not passed, even if the reaper has not failed it yet).
     pub fn is_pending(&self, event_id: &Uuid) -> bool {
-        self.pending.lock().contains_key(event_id)
+        self.pending.lock().get(event_id).is_some_and(|entry| entry.deadline > Instant::now())
     }
 
     /// Completes an event without waiting. See `TryComplete`.
@@ -334,6 +335,17 @@ impl FfiDispatchChannel {
         result: StepExecutionResult,
         permit: mpsc::Permit<'_, StepExecutionResult>,
     ) -> bool {
+        if pending.get(&event_id).is_some_and(|entry| entry.deadline <= Instant::now()) {
+            // Past its deadline: late, even if the reaper (a timer, a little behind) has not
+            // failed it yet. It stays pending until the reaper does, so it still ends in
+            // exactly one result: the timeout.
+            drop(pending);
+            drop(permit);
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            self.counters.late.fetch_add(1, Ordering::Relaxed);
+            self.reaper_wake.notify_one();
+            return false;
+        }
         let Some(entry) = pending.remove(&event_id) else {
             drop(pending);
             drop(permit);
