@@ -59,9 +59,10 @@ module FaultStress
       @log = log
     end
 
-    def complete_step_event(event_id, result)
-      accepted = __getobj__.complete_step_event(event_id, result)
-      @log.completed(event_id, accepted)
+    # @param event [TaskerCore::StepEvent, String] the event, or its id
+    def complete_step_event(event, result)
+      accepted = __getobj__.complete_step_event(event, result)
+      @log.completed(event.respond_to?(:event_id) ? event.event_id : event, accepted)
       accepted
     end
   end
