@@ -526,3 +526,34 @@ async fn shutdown_racing_pollers_still_reports_each_event_exactly_once() {
         assert_eq!(h.slots.in_flight(), 0, "round {round}: a slot leaked");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_timing_is_stamped_by_the_channel_unless_the_handler_gave_it() {
+    let mut h = default_harness();
+    h.dispatch(Duration::from_secs(5)).await;
+    h.dispatch(Duration::from_secs(5)).await;
+    let first = h.poll_next().await;
+    let second = h.poll_next().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // No timing from the handler: poll time, completion time and the time in between.
+    assert!(h.channel.complete(first.event_id, StepExecutionResult::success(json!(1))));
+    let stamped = recv_result(&mut h.completions).await.metadata;
+    let started = stamped.started_at.expect("started_at stamped");
+    let completed = stamped.completed_at.expect("completed_at stamped");
+    assert_eq!(started.len(), "2026-11-26T07:33:20.123Z".len());
+    assert!(started.ends_with('Z') && completed.ends_with('Z'));
+    assert!(completed >= started, "{completed} before {started}");
+    assert!(stamped.execution_time_ms.expect("execution time stamped") >= 20);
+
+    // Timing the handler reported is kept as it is.
+    let mut own = StepExecutionResult::success(json!(2));
+    own.metadata.started_at = Some("2000-01-01T00:00:00.000Z".into());
+    own.metadata.completed_at = Some("2000-01-01T00:00:01.000Z".into());
+    own.metadata.execution_time_ms = Some(1000);
+    assert!(h.channel.complete(second.event_id, own));
+    let kept = recv_result(&mut h.completions).await.metadata;
+    assert_eq!(kept.started_at.as_deref(), Some("2000-01-01T00:00:00.000Z"));
+    assert_eq!(kept.completed_at.as_deref(), Some("2000-01-01T00:00:01.000Z"));
+    assert_eq!(kept.execution_time_ms, Some(1000));
+}
