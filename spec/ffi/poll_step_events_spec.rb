@@ -151,7 +151,11 @@ RSpec.describe "TaskerCore::FFI.poll_step_events" do
     remaining = tasks - events.map { |event| event["task_uuid"] }
     remaining.size.times { complete_ok(next_event(nil)) }
 
-    expect(received.count(:interrupted)).to be >= 15
+    # How many pollers are interrupted depends on timing: an event that reaches the queue
+    # after its poller was interrupted is taken at once by the next poller. What must
+    # hold whatever the timing: interrupts did land, every poller ended with exactly one
+    # outcome, and every event was handed out exactly once.
+    expect(received.count(:interrupted)).to be >= 1
     expect(received.size).to eq(30)
     expect(tasks.map { |uuid| wait_for(uuid)["status"] }).to all(eq("complete"))
     expect(tasks.map { |uuid| step_of(ffi.task_status(uuid), "only")["attempts"] }).to all(eq(1))
