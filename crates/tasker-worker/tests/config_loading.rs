@@ -520,3 +520,88 @@ fn errors_in_embedded_files_carry_an_embedded_label() {
     let KeyProblem::OutOfRange(message) = problem else { panic!("{error}") };
     assert!(message.contains("embedded config/tasker/environments/test/orchestration.toml"), "{message}");
 }
+
+/// Every leaf key of the configuration, with its default value.
+fn default_leaves() -> Vec<(String, toml::Value)> {
+    fn walk(table: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
+        for (key, value) in table {
+            let dotted = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => walk(inner, &dotted, out),
+                leaf => out.push((dotted, leaf.clone())),
+            }
+        }
+    }
+    let toml::Value::Table(root) = toml::Value::try_from(TaskerConfig::default()).unwrap() else {
+        panic!("the defaults are a table")
+    };
+    let mut out = Vec::new();
+    walk(&root, "", &mut out);
+    out
+}
+
+/// A one-key override file for `dotted` = `value` (TOML text).
+fn override_file(dotted: &str, value: &str) -> String {
+    let (table, key) = dotted.rsplit_once('.').unwrap();
+    format!("[{table}]\n{key} = {value}\n")
+}
+
+#[test]
+fn every_key_rejects_a_value_of_the_wrong_type_naming_file_and_key() {
+    let leaves = default_leaves();
+    assert!(leaves.len() >= 20, "{leaves:?}");
+    for (key, default) in leaves {
+        let wrong = match default {
+            toml::Value::String(_) => "42",
+            _ => "\"not a number or boolean\"",
+        };
+        let root = shipped_base_plus(&[("environments/plain/x.toml", &override_file(&key, wrong))]);
+        let error = load_dir(root.path(), "plain").expect_err(&key);
+        let (file, named, problem) = single_key_error(&error);
+        assert_eq!(file, path_str(root.path(), "environments/plain/x.toml"), "{key}: {error}");
+        assert_eq!(named, key, "{error}");
+        assert!(matches!(problem, KeyProblem::WrongType { .. }), "{key}: {error}");
+    }
+}
+
+#[test]
+fn every_bounded_key_rejects_a_value_out_of_range_naming_file_and_key() {
+    let out_of_range = [
+        (format!("{HD}.dispatch_buffer_size"), "0"),
+        (format!("{HD}.completion_buffer_size"), "1000001"),
+        (format!("{HD}.max_concurrent_handlers"), "10001"),
+        (format!("{HD}.handler_timeout_ms"), "0"),
+        ("mpsc_channels.worker.ffi_dispatch.starvation_threshold_ms".to_owned(), "0"),
+        ("mpsc_channels.worker.ffi_dispatch.late_completion_memory".to_owned(), "10000001"),
+        ("mpsc_channels.worker.completion.actor_buffer_size".to_owned(), "0"),
+        ("mpsc_channels.worker.completion.batch_size".to_owned(), "10001"),
+        ("orchestration.finished_task_retention".to_owned(), "0"),
+        ("orchestration.default_retry.max_attempts".to_owned(), "0"),
+        ("orchestration.default_retry.backoff_base_ms".to_owned(), "999999"),
+        ("orchestration.default_retry.max_backoff_ms".to_owned(), "86400001"),
+        ("orchestration.default_retry.jitter".to_owned(), "1.5"),
+        ("worker.runtime_threads".to_owned(), "0"),
+        ("worker.concurrency".to_owned(), "10001"),
+        ("worker.poll_timeout_ms".to_owned(), "60001"),
+        ("worker.shutdown_timeout_ms".to_owned(), "86400001"),
+        ("worker.hung_handler_grace_ms".to_owned(), "86400001"),
+    ];
+    // Every numeric key has a bound, and each is exercised here.
+    let numeric: BTreeSet<String> = default_leaves()
+        .into_iter()
+        .filter(|(_, v)| matches!(v, toml::Value::Integer(_) | toml::Value::Float(_)))
+        .map(|(k, _)| k)
+        .collect();
+    let listed: BTreeSet<String> = out_of_range.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(listed, numeric);
+    for (key, value) in &out_of_range {
+        let root = shipped_base_plus(&[("environments/plain/x.toml", &override_file(key, value))]);
+        let error = load_dir(root.path(), "plain").expect_err(key);
+        let problems: Vec<&ConfigError> = error.errors();
+        let named = problems.iter().any(|e| {
+            let text = e.to_string();
+            text.contains(key.as_str()) && text.contains(&path_str(root.path(), "environments/plain/x.toml"))
+        });
+        assert!(named, "{key} = {value}: {error}");
+    }
+}
