@@ -65,6 +65,13 @@ module Bench
           begin
             drained = drain(@tasks * 4)
             drained[:ffi_floor_us] = ffi_floor(drained[:sample_event]["event_id"])
+            # The same events again through TaskerCore::StepEvent (next_step_event): as the
+            # worker reads one (handler class, initialization, deadline), and as a handler
+            # that also reads the task context and both parents' results.
+            %i[worker handler].each do |reads|
+              Helper.create_tasks(@tasks, namespace: Templates::NAMESPACE, name: "ffi_diamond", context: CONTEXT)
+              drained.merge!(drain_step_events(@tasks * 4, reads: reads))
+            end
           ensure
             TaskerCore::FFI.stop_worker(5)
           end
@@ -197,6 +204,46 @@ module Bench
           sample_event: sample_event,
           sample_result: completion_results.fetch("ship")
         )
+      end
+
+      # Drains `steps` events as TaskerCore::StepEvent objects, timing poll + reads +
+      # complete of each two-parent ("ship") event that was waiting when polled.
+      # @param reads [Symbol] :worker (what TaskerCore::Worker reads of every event) or
+      #   :handler (that, plus the task context and the parents' results)
+      def drain_step_events(steps, reads:)
+        ffi = TaskerCore::FFI
+        results = completion_results
+        seconds = 0.0
+        joins = 0
+        done = 0
+        while done < steps
+          t0 = Helper.now
+          event = ffi.next_step_event
+          unless event
+            event = ffi.next_step_event(0.01)
+            next unless event
+
+            t0 = nil # waited for the core: completed, not timed
+          end
+          event.handler_callable
+          event.handler_initialization
+          event.timeout_ms
+          if reads == :handler
+            event.task_context
+            event.dependency_results
+          end
+          name = event.step_name
+          raise MeasureError, "complete_step_event rejected a #{name} event" unless ffi.complete_step_event(event, results.fetch(name))
+
+          done += 1
+          next unless t0 && name == "ship"
+
+          seconds += Helper.now - t0
+          joins += 1
+        end
+        raise MeasureError, "no timed two-parent StepEvent" if joins.zero?
+
+        { "step_event_#{reads}_round_trips_per_s": joins / seconds, "step_event_#{reads}_events": joins }
       end
 
       # The cheapest FFI call that reaches the channel (event_pending?, a UUID argument

@@ -27,13 +27,14 @@ module Bench
         Templates.with_directory do |dir|
           Helper.with_worker(concurrency: CONCURRENCY, template_path: dir) do
             sleep 0.2
-            idle = Helper.settled_rss_bytes
+            idle = median_rss
             warm, seconds = run_batches
-            final = Helper.settled_rss_bytes
+            final = median_rss
             Helper.assert_no_failures!("memory growth")
             counters = Helper.orchestrator_counters
             { steps: @steps, batch: @batch, seconds: seconds, idle_rss_mb: mb(idle), warm_rss_mb: mb(warm),
               final_rss_mb: mb(final), growth_pct: pct(final, idle), growth_since_warm_pct: pct(final, warm),
+              warm_steps: @warm_steps,
               tasks_in_memory: counters["tasks_in_memory"] }
           end
         end
@@ -44,7 +45,7 @@ module Bench
       # @return [Array(Integer, Float)] RSS after the first 10% of the steps, seconds
       def run_batches
         base = Helper.finished_tasks
-        warm_at = [(@steps / 10.0).ceil, @batch].max
+        warm_at = [(@steps / 5.0).ceil, @batch].max
         warm = nil
         done = 0
         seconds = Helper.time do
@@ -53,10 +54,19 @@ module Bench
             Helper.create_tasks(count, namespace: Templates::NAMESPACE, name: "noop")
             done += count
             Helper.wait_for_finished_tasks(base + done, timeout: 600, interval: 0.005)
-            warm ||= Helper.settled_rss_bytes if done >= warm_at
+            if done >= warm_at && warm.nil?
+              warm = median_rss
+              @warm_steps = done
+            end
           end
         end
         [warm, seconds]
+      end
+
+      # The median of three settled readings 100 ms apart: one reading can catch an
+      # allocator between releasing and reusing memory.
+      def median_rss
+        Array.new(3) { |i| sleep(0.1) if i.positive?; Helper.settled_rss_bytes }.sort[1]
       end
 
       def mb(bytes)

@@ -264,7 +264,7 @@ module Bench
 
     def explanations
       groups = [
-        ["1. FFI round trip", %w[ffi queue]],
+        ["1. FFI round trip", %w[ffi step_event queue]],
         ["2. Concurrency", %w[concurrency]],
         ["3. End to end against Sidekiq", %w[tasker_noop sidekiq_noop ratio creation]],
         ["4. DAG throughput", %w[dag]],
