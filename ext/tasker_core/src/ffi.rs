@@ -4,9 +4,8 @@
 //! `gvl::without_gvl` and stay interruptible.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +19,7 @@ use tasker_worker::worker::handlers::FfiDispatchChannel;
 
 use crate::convert;
 use crate::errors::{self, guard};
-use crate::gvl::{without_gvl, Unlocked, INTERRUPT_CHECK_INTERVAL};
+use crate::gvl::{without_gvl, without_gvl_interruptible, SlicedWait, Unlocked};
 use crate::options::BootstrapOptions;
 use crate::step_event::StepEvent;
 use crate::system;
@@ -170,19 +169,10 @@ fn wait_for_event(
     channel: &Arc<FfiDispatchChannel>,
     timeout: Duration,
 ) -> Result<Option<FfiStepEvent>, Error> {
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        let slice = deadline.map_or(INTERRUPT_CHECK_INTERVAL, |d| {
-            d.saturating_duration_since(Instant::now()).min(INTERRUPT_CHECK_INTERVAL)
-        });
-        let interrupted = AtomicBool::new(false);
-        let unlocked = without_gvl(
-            || channel.poll_wait(slice, &|| interrupted.load(Ordering::Acquire)),
-            || {
-                interrupted.store(true, Ordering::Release);
-                channel.wake_waiters();
-            },
-        );
+    let wait = SlicedWait::new(timeout);
+    while let Some(slice) = wait.next_slice() {
+        let unlocked =
+            without_gvl_interruptible(|interrupted| channel.poll_wait(slice, interrupted), || channel.wake_waiters());
         match unlocked {
             // Interrupted while an event was being handed over: give it back.
             Unlocked { value: Some(Ok(Some(event))), interrupt: Some(interrupt) } => {
@@ -195,9 +185,6 @@ fn wait_for_event(
                 }
             }
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
-        }
         // A stopped worker's channel answers at once: stop waiting on it.
         let still_running =
             system::current().ok().and_then(|s| s.ffi_channel()).is_some_and(|c| Arc::ptr_eq(&c, channel));
@@ -205,6 +192,7 @@ fn wait_for_event(
             return Ok(None);
         }
     }
+    Ok(None)
 }
 
 /// `complete_step_event(event_id, result)`.
@@ -373,27 +361,18 @@ pub fn wait_for_task(ruby: &Ruby, task_uuid: Value, timeout: Value) -> Result<Op
         let system = current(ruby)?;
         let orchestrator = system.orchestrator();
         // Waited in slices with Ruby's interrupts taken in between (see `wait_for_event`).
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            let slice = deadline.map_or(INTERRUPT_CHECK_INTERVAL, |d| {
-                d.saturating_duration_since(Instant::now()).min(INTERRUPT_CHECK_INTERVAL)
-            });
-            let interrupted = AtomicBool::new(false);
-            let unlocked = without_gvl(
-                || orchestrator.wait_for_task_blocking(&uuid, slice, &|| interrupted.load(Ordering::Acquire)),
-                || {
-                    interrupted.store(true, Ordering::Release);
-                    orchestrator.wake_blocking_waiters();
-                },
+        let wait = SlicedWait::new(timeout);
+        while let Some(slice) = wait.next_slice() {
+            let unlocked = without_gvl_interruptible(
+                |interrupted| orchestrator.wait_for_task_blocking(&uuid, slice, interrupted),
+                || orchestrator.wake_blocking_waiters(),
             );
             match settle(ruby, "wait_for_task", unlocked)? {
                 Some(Ok(WaitOutcome::Finished(view))) => return Ok(Some(convert::status_to_hash(ruby, &view)?)),
                 Some(Ok(WaitOutcome::TimedOut | WaitOutcome::Interrupted)) | None => {}
                 Some(Err(e)) => return Err(errors::orchestrator(ruby, &e)),
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
         }
+        Ok(None)
     })
 }

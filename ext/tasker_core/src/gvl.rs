@@ -14,7 +14,8 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use magnus::Error;
 
@@ -78,4 +79,44 @@ where
         rb_sys::Qnil as rb_sys::VALUE
     });
     Unlocked { value: call.value, interrupt: protected.err() }
+}
+
+/// `without_gvl` for a wait that watches an interrupt flag: `work` gets the flag's
+/// reader; the unblock function sets the flag, then calls `wake` so the wait notices.
+pub fn without_gvl_interruptible<R>(work: impl FnOnce(&dyn Fn() -> bool) -> R, wake: impl Fn() + Sync) -> Unlocked<R> {
+    let interrupted = AtomicBool::new(false);
+    let is_interrupted = || interrupted.load(Ordering::Acquire);
+    without_gvl(
+        || work(&is_interrupted),
+        || {
+            interrupted.store(true, Ordering::Release);
+            wake();
+        },
+    )
+}
+
+/// A blocking wait of `timeout` cut into slices of at most `INTERRUPT_CHECK_INTERVAL`,
+/// so that Ruby takes pending interrupts (signals included) between them.
+pub struct SlicedWait {
+    deadline: Option<Instant>,
+    started: std::cell::Cell<bool>,
+}
+
+impl SlicedWait {
+    pub fn new(timeout: Duration) -> Self {
+        Self { deadline: Instant::now().checked_add(timeout), started: std::cell::Cell::new(false) }
+    }
+
+    /// How long the next slice may wait; `None` once the whole wait is over. The first
+    /// slice is always given (it may be zero long), so a zero timeout still looks once.
+    pub fn next_slice(&self) -> Option<Duration> {
+        let first = !self.started.replace(true);
+        match self.deadline {
+            None => Some(INTERRUPT_CHECK_INTERVAL),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                (first || !left.is_zero()).then(|| left.min(INTERRUPT_CHECK_INTERVAL))
+            }
+        }
+    }
 }
