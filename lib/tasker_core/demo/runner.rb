@@ -41,7 +41,7 @@ module TaskerCore
       # @param out [IO]
       def initialize(argv = [], out: $stdout)
         @out = out
-        @tasks_per_workflow = 100
+        @tasks_per_workflow = 200
         @concurrency = 8
         @seed = 42
         parse(argv)
@@ -68,7 +68,7 @@ module TaskerCore
       def parse(argv)
         OptionParser.new do |o|
           o.banner = "usage: bin/demo [--tasks N] [--concurrency N] [--seed N]"
-          o.on("--tasks N", Integer, "tasks per workflow (default 100)") { |v| @tasks_per_workflow = positive(v) }
+          o.on("--tasks N", Integer, "tasks per workflow (default 200)") { |v| @tasks_per_workflow = positive(v) }
           o.on("--concurrency N", Integer, "Ruby handler threads (default 8)") { |v| @concurrency = positive(v) }
           o.on("--seed N", Integer, "seed of the task inputs (default 42)") { |v| @seed = v }
         end.parse!(argv)
@@ -113,7 +113,7 @@ module TaskerCore
           progress(started, stats, total_steps, tasks.size)
           break if finished_tasks(stats) >= tasks.size
 
-          sleep 0.1
+          sleep 0.05
         end
         @out.puts
         tasks.to_h { |(_, _, uuid)| [uuid, TaskerCore.wait_for_task(uuid, timeout: 60)] }
