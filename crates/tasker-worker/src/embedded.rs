@@ -175,7 +175,13 @@ impl EmbeddedSystem {
         let consumer = consumer(handles, runtime, &self.config);
         let n = self.workers_started.fetch_add(1, Ordering::Relaxed) + 1;
         let worker_id = format!("worker-{}-{}", self.pid, n);
-        *slot = Some(RunningWorker { worker_id: worker_id.clone(), core, consumer, dispatch, started_at: SystemTime::now() });
+        *slot = Some(RunningWorker {
+            worker_id: worker_id.clone(),
+            core,
+            consumer,
+            dispatch,
+            started_at: SystemTime::now(),
+        });
         StartOutcome::Started { worker_id }
     }
 

@@ -8,9 +8,9 @@
 //! `FFICompletionActor` to the orchestrator, which records it, retries or advances the DAG.
 
 pub mod config;
-pub mod messages;
-pub mod template;
-pub mod worker;
-pub mod orchestrator;
-pub mod time_format;
 pub mod embedded;
+pub mod messages;
+pub mod orchestrator;
+pub mod template;
+pub mod time_format;
+pub mod worker;

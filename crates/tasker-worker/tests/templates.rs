@@ -27,22 +27,14 @@ fn compile_yaml(yaml: &str) -> Result<WorkflowTemplate, TemplateError> {
 /// Compiles `yaml`, expects an error, and returns its message.
 fn error_of(yaml: &str) -> String {
     match compile_yaml(yaml) {
-        Ok(t) => panic!(
-            "expected an error, compiled {}/{} with {} steps",
-            t.namespace,
-            t.name,
-            t.steps.len()
-        ),
+        Ok(t) => panic!("expected an error, compiled {}/{} with {} steps", t.namespace, t.name, t.steps.len()),
         Err(err) => err.to_string(),
     }
 }
 
 fn assert_mentions(message: &str, parts: &[&str]) {
     for part in parts {
-        assert!(
-            message.contains(part),
-            "expected {part:?} in error message:\n{message}"
-        );
+        assert!(message.contains(part), "expected {part:?} in error message:\n{message}");
     }
 }
 
@@ -77,10 +69,7 @@ steps:
 #[test]
 fn diamond_compiles_with_dependency_indices_dependents_and_roots() {
     let t = compile_yaml(DIAMOND).unwrap();
-    assert_eq!(
-        (t.namespace.as_str(), t.name.as_str(), t.version.as_str()),
-        ("demo", "diamond", "1.2.3")
-    );
+    assert_eq!((t.namespace.as_str(), t.name.as_str(), t.version.as_str()), ("demo", "diamond", "1.2.3"));
     assert_eq!(t.version_key, semver::Version::new(1, 2, 3));
     assert_eq!(t.source.as_deref(), Some(Path::new(FILE)));
     let names: Vec<&str> = t.steps.iter().map(|s| s.name.as_str()).collect();
@@ -98,42 +87,24 @@ fn diamond_compiles_with_dependency_indices_dependents_and_roots() {
 #[test]
 fn compiled_steps_carry_handler_timeout_and_inputs() {
     let t = compile_yaml(DIAMOND).unwrap();
-    assert_eq!(
-        t.steps[3].handler.callable, "Demo::Join",
-        "callable is trimmed"
-    );
-    assert_eq!(
-        t.steps[2].handler.initialization,
-        Some(json!({"speed": "fast"}))
-    );
+    assert_eq!(t.steps[3].handler.callable, "Demo::Join", "callable is trimmed");
+    assert_eq!(t.steps[2].handler.initialization, Some(json!({"speed": "fast"})));
     assert_eq!(t.steps[1].timeout_seconds, Some(2.5));
     assert_eq!(t.steps[0].timeout_seconds, None);
     assert_eq!(*t.steps[2].inputs, json!({"factor": 3, "tags": ["a", "b"]}));
-    assert_eq!(
-        *t.steps[0].inputs,
-        json!({}),
-        "absent inputs are an empty object"
-    );
+    assert_eq!(*t.steps[0].inputs, json!({}), "absent inputs are an empty object");
 }
 
 #[test]
 fn null_inputs_are_an_empty_object() {
-    let t = compile_yaml(&with_steps(
-        "  - name: a\n    handler: { callable: A }\n    inputs: ~\n",
-    ))
-    .unwrap();
+    let t = compile_yaml(&with_steps("  - name: a\n    handler: { callable: A }\n    inputs: ~\n")).unwrap();
     assert_eq!(*t.steps[0].inputs, json!({}));
 }
 
 #[test]
 fn retry_fields_merge_over_defaults_and_jitter_comes_from_defaults() {
-    let defaults = RetryDefaults {
-        retryable: false,
-        max_attempts: 7,
-        backoff_base_ms: 20,
-        max_backoff_ms: 900,
-        jitter: 0.35,
-    };
+    let defaults =
+        RetryDefaults { retryable: false, max_attempts: 7, backoff_base_ms: 20, max_backoff_ms: 900, jitter: 0.35 };
     let yaml = with_steps(
         "  - name: full
     handler: { callable: A }
@@ -147,33 +118,9 @@ fn retry_fields_merge_over_defaults_and_jitter_comes_from_defaults() {
     );
     let t = compile_with(&yaml, &defaults).unwrap();
     let r = |i: usize| &t.steps[i].retry;
-    assert_eq!(
-        (
-            r(0).retryable,
-            r(0).max_attempts,
-            r(0).backoff_base_ms,
-            r(0).max_backoff_ms
-        ),
-        (true, 2, 10, 40)
-    );
-    assert_eq!(
-        (
-            r(1).retryable,
-            r(1).max_attempts,
-            r(1).backoff_base_ms,
-            r(1).max_backoff_ms
-        ),
-        (false, 5, 20, 900)
-    );
-    assert_eq!(
-        (
-            r(2).retryable,
-            r(2).max_attempts,
-            r(2).backoff_base_ms,
-            r(2).max_backoff_ms
-        ),
-        (false, 7, 20, 900)
-    );
+    assert_eq!((r(0).retryable, r(0).max_attempts, r(0).backoff_base_ms, r(0).max_backoff_ms), (true, 2, 10, 40));
+    assert_eq!((r(1).retryable, r(1).max_attempts, r(1).backoff_base_ms, r(1).max_backoff_ms), (false, 5, 20, 900));
+    assert_eq!((r(2).retryable, r(2).max_attempts, r(2).backoff_base_ms, r(2).max_backoff_ms), (false, 7, 20, 900));
     for i in 0..3 {
         assert_eq!(r(i).jitter, 0.35);
     }
@@ -200,23 +147,15 @@ fn limits_are_inclusive() {
 
 #[test]
 fn prerelease_versions_are_semver() {
-    let t = compile_yaml(
-        &with_steps("  - name: a\n    handler: { callable: A }\n").replace("1.0.0", "2.0.0-beta.1"),
-    )
-    .unwrap();
-    assert_eq!(
-        t.version_key,
-        semver::Version::parse("2.0.0-beta.1").unwrap()
-    );
+    let t = compile_yaml(&with_steps("  - name: a\n    handler: { callable: A }\n").replace("1.0.0", "2.0.0-beta.1"))
+        .unwrap();
+    assert_eq!(t.version_key, semver::Version::parse("2.0.0-beta.1").unwrap());
 }
 
 #[test]
 fn compile_without_a_source_still_names_the_template_and_step() {
-    let template = parse_yaml(
-        &with_steps("  - name: a\n    handler: { callable: A }\n    dependencies: [zzz]\n"),
-        None,
-    )
-    .unwrap();
+    let template =
+        parse_yaml(&with_steps("  - name: a\n    handler: { callable: A }\n    dependencies: [zzz]\n"), None).unwrap();
     let err = compile(template, &RetryDefaults::default(), None).unwrap_err();
     assert!(err.file().is_none());
     assert_eq!(
@@ -229,10 +168,8 @@ fn compile_without_a_source_still_names_the_template_and_step() {
 
 #[test]
 fn rejects_an_empty_name() {
-    let msg = error_of(
-        &with_steps("  - name: a\n    handler: { callable: A }\n")
-            .replace("name: sample", "name: '  '"),
-    );
+    let msg =
+        error_of(&with_steps("  - name: a\n    handler: { callable: A }\n").replace("name: sample", "name: '  '"));
     assert_mentions(&msg, &[FILE, "template demo/?@1.0.0", "`name` is empty"]);
 }
 
@@ -242,17 +179,13 @@ fn rejects_an_empty_namespace() {
         &with_steps("  - name: a\n    handler: { callable: A }\n")
             .replace("namespace_name: demo", "namespace_name: ''"),
     );
-    assert_mentions(
-        &msg,
-        &[FILE, "template ?/sample@1.0.0", "`namespace_name` is empty"],
-    );
+    assert_mentions(&msg, &[FILE, "template ?/sample@1.0.0", "`namespace_name` is empty"]);
 }
 
 #[test]
 fn rejects_versions_that_are_not_full_semver() {
     for version in ["1.0", "1", "v1.0.0", "latest", "1.0.0.0"] {
-        let yaml =
-            with_steps("  - name: a\n    handler: { callable: A }\n").replace("1.0.0", version);
+        let yaml = with_steps("  - name: a\n    handler: { callable: A }\n").replace("1.0.0", version);
         let msg = error_of(&yaml);
         assert_mentions(
             &msg,
@@ -283,20 +216,14 @@ fn rejects_an_empty_file() {
     for text in ["", "   \n", "# only a comment\n", "~\n"] {
         let err = parse_yaml(text, Some(&file())).unwrap_err();
         assert!(matches!(err, TemplateError::Empty { .. }), "{err:?}");
-        assert_mentions(
-            &err.to_string(),
-            &[FILE, "no task template in the file: it is empty"],
-        );
+        assert_mentions(&err.to_string(), &[FILE, "no task template in the file: it is empty"]);
     }
 }
 
 #[test]
 fn rejects_a_document_that_is_not_a_mapping() {
     let msg = error_of("- just\n- a list\n");
-    assert_mentions(
-        &msg,
-        &[FILE, "invalid type: sequence, expected a task template"],
-    );
+    assert_mentions(&msg, &[FILE, "invalid type: sequence, expected a task template"]);
     assert!(!msg.contains("struct"), "no Rust type names: {msg}");
 }
 
@@ -304,10 +231,7 @@ fn rejects_a_document_that_is_not_a_mapping() {
 fn rejects_yaml_syntax_errors_with_file_and_line() {
     let yaml = with_steps("  - name: a\n    handler: { callable: A\n");
     let msg = error_of(&yaml);
-    assert_mentions(
-        &msg,
-        &[&format!("{FILE}:7:"), "did not find expected ',' or '}'"],
-    );
+    assert_mentions(&msg, &[&format!("{FILE}:7:"), "did not find expected ',' or '}'"]);
     assert!(!msg.contains('?') && !msg.contains("unnamed"), "{msg}");
 }
 
@@ -319,25 +243,8 @@ fn rejects_an_empty_step_name() {
         "  - name: a\n    handler: { callable: A }\n  - name: ' '\n    handler: { callable: B }\n",
     ))
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TemplateError::Invalid {
-                problem: Problem::EmptyStepName,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_mentions(
-        &err.to_string(),
-        &[
-            FILE,
-            "demo/sample@1.0.0",
-            "steps[1] (unnamed step)",
-            "step `name` is empty",
-        ],
-    );
+    assert!(matches!(err, TemplateError::Invalid { problem: Problem::EmptyStepName, .. }), "{err:?}");
+    assert_mentions(&err.to_string(), &[FILE, "demo/sample@1.0.0", "steps[1] (unnamed step)", "step `name` is empty"]);
 }
 
 #[test]
@@ -345,21 +252,12 @@ fn rejects_duplicate_step_names_naming_both_positions() {
     let msg = error_of(&with_steps(
         "  - name: a\n    handler: { callable: A }\n  - name: b\n    handler: { callable: B }\n  - name: a\n    handler: { callable: C }\n",
     ));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"a\"",
-            "used by more than one step (steps[0] and steps[2])",
-        ],
-    );
+    assert_mentions(&msg, &[FILE, "step \"a\"", "used by more than one step (steps[0] and steps[2])"]);
 }
 
 #[test]
 fn rejects_a_missing_handler_naming_file_line_and_step() {
-    let yaml = with_steps(
-        "  - name: a\n    handler: { callable: A }\n  - name: reserve\n    dependencies: [a]\n",
-    );
+    let yaml = with_steps("  - name: a\n    handler: { callable: A }\n  - name: reserve\n    dependencies: [a]\n");
     let err = compile_yaml(&yaml).unwrap_err();
     assert!(matches!(err, TemplateError::Syntax { .. }), "{err:?}");
     let msg = err.to_string();
@@ -383,31 +281,15 @@ fn rejects_a_handler_that_is_not_a_mapping() {
     let msg = error_of(&with_steps("  - name: a\n    handler: Demo::A\n"));
     assert_mentions(
         &msg,
-        &[
-            FILE,
-            "step \"a\"",
-            "steps[0].handler",
-            "invalid type: string \"Demo::A\"",
-            "{ callable: Demo::MyHandler }",
-        ],
+        &[FILE, "step \"a\"", "steps[0].handler", "invalid type: string \"Demo::A\"", "{ callable: Demo::MyHandler }"],
     );
 }
 
 #[test]
 fn rejects_an_empty_or_blank_callable() {
     for callable in ["''", "'   '"] {
-        let msg = error_of(&with_steps(&format!(
-            "  - name: a\n    handler: {{ callable: {callable} }}\n"
-        )));
-        assert_mentions(
-            &msg,
-            &[
-                FILE,
-                "demo/sample@1.0.0",
-                "step \"a\"",
-                "`handler.callable` is empty",
-            ],
-        );
+        let msg = error_of(&with_steps(&format!("  - name: a\n    handler: {{ callable: {callable} }}\n")));
+        assert_mentions(&msg, &[FILE, "demo/sample@1.0.0", "step \"a\"", "`handler.callable` is empty"]);
     }
 }
 
@@ -416,26 +298,13 @@ fn rejects_an_unknown_dependency_naming_it_and_the_step() {
     let msg = error_of(&with_steps(
         "  - name: a\n    handler: { callable: A }\n  - name: b\n    handler: { callable: B }\n    dependencies: [a, ghost]\n",
     ));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"b\"",
-            "unknown step \"ghost\"",
-            "steps in this template: a, b",
-        ],
-    );
+    assert_mentions(&msg, &[FILE, "step \"b\"", "unknown step \"ghost\"", "steps in this template: a, b"]);
 }
 
 #[test]
 fn rejects_a_self_dependency() {
-    let msg = error_of(&with_steps(
-        "  - name: a\n    handler: { callable: A }\n    dependencies: [a]\n",
-    ));
-    assert_mentions(
-        &msg,
-        &[FILE, "step \"a\"", "`dependencies` lists the step itself"],
-    );
+    let msg = error_of(&with_steps("  - name: a\n    handler: { callable: A }\n    dependencies: [a]\n"));
+    assert_mentions(&msg, &[FILE, "step \"a\"", "`dependencies` lists the step itself"]);
 }
 
 #[test]
@@ -464,20 +333,10 @@ fn rejects_a_cycle_naming_the_steps_on_it() {
     );
     let err = compile_yaml(&yaml).unwrap_err();
     match &err {
-        TemplateError::Invalid {
-            problem: Problem::Cycle { steps },
-            ..
-        } => assert_eq!(steps, &["a", "c", "b", "a"]),
+        TemplateError::Invalid { problem: Problem::Cycle { steps }, .. } => assert_eq!(steps, &["a", "c", "b", "a"]),
         other => panic!("expected a cycle error, got {other:?}"),
     }
-    assert_mentions(
-        &err.to_string(),
-        &[
-            FILE,
-            "demo/sample@1.0.0",
-            "dependency cycle: a -> c -> b -> a",
-        ],
-    );
+    assert_mentions(&err.to_string(), &[FILE, "demo/sample@1.0.0", "dependency cycle: a -> c -> b -> a"]);
 }
 
 #[test]
@@ -504,12 +363,7 @@ fn rejects_max_attempts_out_of_range() {
         )));
         assert_mentions(
             &msg,
-            &[
-                FILE,
-                "step \"pay\"",
-                "`retry.max_attempts` must be between 1 and 1000",
-                &format!("got {value}"),
-            ],
+            &[FILE, "step \"pay\"", "`retry.max_attempts` must be between 1 and 1000", &format!("got {value}")],
         );
         assert!(!msg.contains("default_retry"), "{msg}");
     }
@@ -517,18 +371,8 @@ fn rejects_max_attempts_out_of_range() {
 
 #[test]
 fn rejects_a_negative_max_attempts_as_a_type_error() {
-    let msg = error_of(&with_steps(
-        "  - name: pay\n    handler: { callable: A }\n    retry: { max_attempts: -1 }\n",
-    ));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"pay\"",
-            "steps[0].retry.max_attempts",
-            "expected u32",
-        ],
-    );
+    let msg = error_of(&with_steps("  - name: pay\n    handler: { callable: A }\n    retry: { max_attempts: -1 }\n"));
+    assert_mentions(&msg, &[FILE, "step \"pay\"", "steps[0].retry.max_attempts", "expected u32"]);
 }
 
 #[test]
@@ -538,115 +382,64 @@ fn rejects_backoff_base_above_max() {
     ));
     assert_mentions(
         &msg,
-        &[
-            FILE,
-            "step \"pay\"",
-            "`retry.backoff_base_ms` (600) is greater than `retry.max_backoff_ms` (500)",
-        ],
+        &[FILE, "step \"pay\"", "`retry.backoff_base_ms` (600) is greater than `retry.max_backoff_ms` (500)"],
     );
 }
 
 #[test]
 fn backoff_check_names_values_that_came_from_defaults() {
     // The default max_backoff_ms is 5000; the step raises only the base.
-    let msg = error_of(&with_steps(
-        "  - name: pay\n    handler: { callable: A }\n    retry: { backoff_base_ms: 6000 }\n",
-    ));
-    assert_mentions(&msg, &["step \"pay\"", "(6000) is greater than `retry.max_backoff_ms` (5000 from [orchestration.default_retry])"]);
+    let msg =
+        error_of(&with_steps("  - name: pay\n    handler: { callable: A }\n    retry: { backoff_base_ms: 6000 }\n"));
+    assert_mentions(
+        &msg,
+        &["step \"pay\"", "(6000) is greater than `retry.max_backoff_ms` (5000 from [orchestration.default_retry])"],
+    );
 }
 
 #[test]
 fn rejects_max_backoff_above_one_day() {
-    let msg = error_of(&with_steps(
-        "  - name: pay\n    handler: { callable: A }\n    retry: { max_backoff_ms: 86400001 }\n",
-    ));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"pay\"",
-            "`retry.max_backoff_ms` must be at most 86400000",
-            "got 86400001",
-        ],
-    );
+    let msg =
+        error_of(&with_steps("  - name: pay\n    handler: { callable: A }\n    retry: { max_backoff_ms: 86400001 }\n"));
+    assert_mentions(&msg, &[FILE, "step \"pay\"", "`retry.max_backoff_ms` must be at most 86400000", "got 86400001"]);
 }
 
 #[test]
 fn rejects_bad_defaults_and_says_they_are_defaults() {
-    let defaults = RetryDefaults {
-        max_attempts: 0,
-        ..RetryDefaults::default()
-    };
-    let msg = compile_with(
-        &with_steps("  - name: a\n    handler: { callable: A }\n"),
-        &defaults,
-    )
-    .unwrap_err()
-    .to_string();
-    assert_mentions(
-        &msg,
-        &["step \"a\"", "got 0 from [orchestration.default_retry]"],
-    );
+    let defaults = RetryDefaults { max_attempts: 0, ..RetryDefaults::default() };
+    let msg =
+        compile_with(&with_steps("  - name: a\n    handler: { callable: A }\n"), &defaults).unwrap_err().to_string();
+    assert_mentions(&msg, &["step \"a\"", "got 0 from [orchestration.default_retry]"]);
 }
 
 #[test]
 fn rejects_timeouts_out_of_range() {
-    for (value, shown) in [
-        ("0", "got 0"),
-        ("-1", "got -1"),
-        (".nan", "got NaN"),
-        (".inf", "got inf"),
-        ("86400.5", "got 86400.5"),
-    ] {
+    for (value, shown) in
+        [("0", "got 0"), ("-1", "got -1"), (".nan", "got NaN"), (".inf", "got inf"), ("86400.5", "got 86400.5")]
+    {
         let msg = error_of(&with_steps(&format!(
             "  - name: slow\n    handler: {{ callable: A }}\n    timeout_seconds: {value}\n"
         )));
-        assert_mentions(
-            &msg,
-            &[
-                FILE,
-                "step \"slow\"",
-                "`timeout_seconds` must be a finite number",
-                shown,
-            ],
-        );
+        assert_mentions(&msg, &[FILE, "step \"slow\"", "`timeout_seconds` must be a finite number", shown]);
     }
 }
 
 #[test]
 fn rejects_a_timeout_of_the_wrong_type() {
-    let msg = error_of(&with_steps(
-        "  - name: slow\n    handler: { callable: A }\n    timeout_seconds: soon\n",
-    ));
+    let msg = error_of(&with_steps("  - name: slow\n    handler: { callable: A }\n    timeout_seconds: soon\n"));
     assert_mentions(
         &msg,
-        &[
-            &format!("{FILE}:7:"),
-            "step \"slow\"",
-            "steps[0].timeout_seconds",
-            "invalid type: string \"soon\"",
-        ],
+        &[&format!("{FILE}:7:"), "step \"slow\"", "steps[0].timeout_seconds", "invalid type: string \"soon\""],
     );
 }
 
 #[test]
 fn rejects_inputs_that_are_not_a_mapping() {
-    for (value, kind) in [
-        ("[1, 2]", "a sequence"),
-        ("hello", "a string"),
-        ("42", "a number"),
-        ("true", "a boolean"),
-    ] {
-        let msg = error_of(&with_steps(&format!(
-            "  - name: a\n    handler: {{ callable: A }}\n    inputs: {value}\n"
-        )));
+    for (value, kind) in [("[1, 2]", "a sequence"), ("hello", "a string"), ("42", "a number"), ("true", "a boolean")] {
+        let msg = error_of(&with_steps(&format!("  - name: a\n    handler: {{ callable: A }}\n    inputs: {value}\n")));
         assert_mentions(
             &msg,
-            &[
-                FILE,
-                "step \"a\"",
-                &format!("`inputs` must be a mapping of key: value pairs, got {kind}"),
-            ],
+            &[FILE, "step \"a\"", &format!("`inputs` must be a mapping of key: value pairs, got {kind}")],
         );
     }
 }
@@ -664,76 +457,36 @@ fn rejects_an_unknown_top_level_key() {
 
 #[test]
 fn rejects_an_unknown_step_key_naming_the_step() {
-    let msg = error_of(&with_steps("  - name: a\n    handler: { callable: A }\n  - name: b\n    handler: { callable: B }\n    timeout: 5\n"));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"b\"",
-            "steps[1].timeout",
-            "unknown field `timeout`",
-            "timeout_seconds",
-        ],
-    );
+    let msg = error_of(&with_steps(
+        "  - name: a\n    handler: { callable: A }\n  - name: b\n    handler: { callable: B }\n    timeout: 5\n",
+    ));
+    assert_mentions(&msg, &[FILE, "step \"b\"", "steps[1].timeout", "unknown field `timeout`", "timeout_seconds"]);
 }
 
 #[test]
 fn rejects_an_unknown_handler_key() {
-    let msg = error_of(&with_steps(
-        "  - name: a\n    handler: { callable: A, class: B }\n",
-    ));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"a\"",
-            "steps[0].handler.class",
-            "unknown field `class`",
-        ],
-    );
+    let msg = error_of(&with_steps("  - name: a\n    handler: { callable: A, class: B }\n"));
+    assert_mentions(&msg, &[FILE, "step \"a\"", "steps[0].handler.class", "unknown field `class`"]);
 }
 
 #[test]
 fn rejects_an_unknown_retry_key() {
-    let msg = error_of(&with_steps(
-        "  - name: a\n    handler: { callable: A }\n    retry: { attempts: 3 }\n",
-    ));
-    assert_mentions(
-        &msg,
-        &[
-            FILE,
-            "step \"a\"",
-            "steps[0].retry.attempts",
-            "unknown field `attempts`",
-            "max_attempts",
-        ],
-    );
+    let msg = error_of(&with_steps("  - name: a\n    handler: { callable: A }\n    retry: { attempts: 3 }\n"));
+    assert_mentions(&msg, &[FILE, "step \"a\"", "steps[0].retry.attempts", "unknown field `attempts`", "max_attempts"]);
 }
 
 #[test]
 fn syntax_errors_without_a_file_give_the_line() {
-    let err = parse_yaml(
-        &with_steps("  - name: a\n    handler: { callable: A }\n    bogus: 1\n"),
-        None,
-    )
-    .unwrap_err();
+    let err = parse_yaml(&with_steps("  - name: a\n    handler: { callable: A }\n    bogus: 1\n"), None).unwrap_err();
     assert!(err.file().is_none());
-    assert_mentions(
-        &err.to_string(),
-        &["line 7 column 5", "step \"a\"", "unknown field `bogus`"],
-    );
+    assert_mentions(&err.to_string(), &["line 7 column 5", "step \"a\"", "unknown field `bogus`"]);
 }
 
 // ---------------------------------------------------------------- registry
 
 fn template(namespace: &str, name: &str, version: &str) -> WorkflowTemplate {
     let yaml = format!("name: {name}\nnamespace_name: {namespace}\nversion: {version}\nsteps:\n  - name: only\n    handler: {{ callable: A }}\n");
-    compile(
-        parse_yaml(&yaml, None).unwrap(),
-        &RetryDefaults::default(),
-        None,
-    )
-    .unwrap()
+    compile(parse_yaml(&yaml, None).unwrap(), &RetryDefaults::default(), None).unwrap()
 }
 
 fn registry() -> TemplateRegistry {
@@ -761,88 +514,47 @@ fn find_without_version_answers_the_highest_semver() {
 fn find_with_version_answers_that_version() {
     let r = registry();
     let t = r.find("demo", "flow", Some("1.2.0")).unwrap();
-    assert_eq!(
-        (t.namespace.as_str(), t.name.as_str(), t.version.as_str()),
-        ("demo", "flow", "1.2.0")
-    );
-    assert_eq!(
-        r.find("demo", "flow", Some("1.9.3")).unwrap().version_key,
-        semver::Version::new(1, 9, 3)
-    );
+    assert_eq!((t.namespace.as_str(), t.name.as_str(), t.version.as_str()), ("demo", "flow", "1.2.0"));
+    assert_eq!(r.find("demo", "flow", Some("1.9.3")).unwrap().version_key, semver::Version::new(1, 9, 3));
 }
 
 #[test]
 fn unknown_namespace_lists_the_known_namespaces() {
     let err = registry().find("billing", "flow", None).unwrap_err();
-    assert!(
-        matches!(err, TemplateError::UnknownNamespace { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, TemplateError::UnknownNamespace { .. }), "{err:?}");
     assert_mentions(
         &err.to_string(),
-        &[
-            "billing/flow",
-            "namespace \"billing\" is unknown",
-            "known namespaces: demo, shop",
-        ],
+        &["billing/flow", "namespace \"billing\" is unknown", "known namespaces: demo, shop"],
     );
 }
 
 #[test]
 fn unknown_namespace_in_an_empty_registry_says_nothing_is_loaded() {
-    let msg = TemplateRegistry::new()
-        .find("demo", "flow", None)
-        .unwrap_err()
-        .to_string();
+    let msg = TemplateRegistry::new().find("demo", "flow", None).unwrap_err().to_string();
     assert_mentions(&msg, &["demo/flow", "no templates are loaded"]);
 }
 
 #[test]
 fn unknown_template_lists_the_templates_of_the_namespace() {
     let err = registry().find("demo", "flwo", Some("1.2.0")).unwrap_err();
-    assert!(
-        matches!(err, TemplateError::UnknownTemplate { .. }),
-        "{err:?}"
-    );
-    assert_mentions(
-        &err.to_string(),
-        &[
-            "no task template demo/flwo",
-            "templates in namespace demo: flow, other",
-        ],
-    );
+    assert!(matches!(err, TemplateError::UnknownTemplate { .. }), "{err:?}");
+    assert_mentions(&err.to_string(), &["no task template demo/flwo", "templates in namespace demo: flow, other"]);
 }
 
 #[test]
 fn unknown_version_lists_the_available_versions() {
     let err = registry().find("demo", "flow", Some("3.0.0")).unwrap_err();
-    assert!(
-        matches!(err, TemplateError::UnknownVersion { .. }),
-        "{err:?}"
-    );
-    assert_mentions(
-        &err.to_string(),
-        &[
-            "demo/flow has no version 3.0.0",
-            "available versions: 1.2.0, 1.9.3, 1.10.0",
-        ],
-    );
+    assert!(matches!(err, TemplateError::UnknownVersion { .. }), "{err:?}");
+    assert_mentions(&err.to_string(), &["demo/flow has no version 3.0.0", "available versions: 1.2.0, 1.9.3, 1.10.0"]);
 }
 
 #[test]
 fn a_requested_version_that_is_not_semver_is_explained() {
     let err = registry().find("demo", "flow", Some("1.2")).unwrap_err();
-    assert!(
-        matches!(err, TemplateError::InvalidRequestedVersion { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, TemplateError::InvalidRequestedVersion { .. }), "{err:?}");
     assert_mentions(
         &err.to_string(),
-        &[
-            "demo/flow",
-            "\"1.2\" is not a semantic version",
-            "available versions: 1.2.0, 1.9.3, 1.10.0",
-        ],
+        &["demo/flow", "\"1.2\" is not a semantic version", "available versions: 1.2.0, 1.9.3, 1.10.0"],
     );
 }
 
@@ -862,20 +574,8 @@ fn register_replaces_the_same_namespace_name_and_version() {
 #[test]
 fn iter_is_ordered_by_namespace_name_and_version() {
     let r = registry();
-    let ids: Vec<String> = r
-        .iter()
-        .map(|t| format!("{}/{}@{}", t.namespace, t.name, t.version))
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            "demo/flow@1.2.0",
-            "demo/flow@1.9.3",
-            "demo/flow@1.10.0",
-            "demo/other@0.1.0",
-            "shop/order@2.0.0"
-        ]
-    );
+    let ids: Vec<String> = r.iter().map(|t| format!("{}/{}@{}", t.namespace, t.name, t.version)).collect();
+    assert_eq!(ids, ["demo/flow@1.2.0", "demo/flow@1.9.3", "demo/flow@1.10.0", "demo/other@0.1.0", "shop/order@2.0.0"]);
     assert!(!r.is_empty());
     assert!(TemplateRegistry::new().is_empty());
 }
@@ -897,25 +597,15 @@ fn valid_yaml(name: &str, version: &str) -> String {
 fn load_dir_loads_yaml_files_recursively_and_ignores_others() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "one.yaml", &valid_yaml("one", "1.0.0"));
-    write(
-        dir.path(),
-        "nested/deeper/two.yml",
-        &valid_yaml("two", "1.0.0"),
-    );
+    write(dir.path(), "nested/deeper/two.yml", &valid_yaml("two", "1.0.0"));
     write(dir.path(), "nested/three.yaml", &valid_yaml("one", "2.0.0"));
     write(dir.path(), "README.md", "not a template");
     let mut r = TemplateRegistry::new();
-    assert_eq!(
-        r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(),
-        3
-    );
+    assert_eq!(r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(), 3);
     assert_eq!(r.len(), 3);
     assert_eq!(r.find("demo", "one", None).unwrap().version, "2.0.0");
     let two = r.find("demo", "two", Some("1.0.0")).unwrap();
-    assert_eq!(
-        two.source.as_deref(),
-        Some(dir.path().join("nested/deeper/two.yml").as_path())
-    );
+    assert_eq!(two.source.as_deref(), Some(dir.path().join("nested/deeper/two.yml").as_path()));
 }
 
 #[test]
@@ -931,24 +621,13 @@ fn load_dir_is_all_or_nothing_and_names_the_bad_file() {
 
     let mut r = TemplateRegistry::new();
     r.register(template("keep", "me", "1.0.0"));
-    let err = r
-        .load_dir(dir.path(), &RetryDefaults::default())
-        .unwrap_err();
+    let err = r.load_dir(dir.path(), &RetryDefaults::default()).unwrap_err();
     assert_eq!(err.file(), Some(bad.as_path()));
     assert_mentions(
         &err.to_string(),
-        &[
-            &bad.display().to_string(),
-            "demo/bad@1.0.0",
-            "step \"a\"",
-            "unknown step \"nope\"",
-        ],
+        &[&bad.display().to_string(), "demo/bad@1.0.0", "step \"a\"", "unknown step \"nope\""],
     );
-    assert_eq!(
-        r.len(),
-        1,
-        "nothing from the failed directory is registered"
-    );
+    assert_eq!(r.len(), 1, "nothing from the failed directory is registered");
     assert!(r.find("demo", "good", None).is_err());
     assert!(r.find("keep", "me", None).is_ok());
 }
@@ -959,20 +638,11 @@ fn load_dir_rejects_a_template_defined_in_two_files_naming_both() {
     let first = write(dir.path(), "a.yaml", &valid_yaml("same", "1.0.0"));
     let second = write(dir.path(), "sub/b.yaml", &valid_yaml("same", "1.0.0"));
     let mut r = TemplateRegistry::new();
-    let err = r
-        .load_dir(dir.path(), &RetryDefaults::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, TemplateError::DuplicateTemplate { .. }),
-        "{err:?}"
-    );
+    let err = r.load_dir(dir.path(), &RetryDefaults::default()).unwrap_err();
+    assert!(matches!(err, TemplateError::DuplicateTemplate { .. }), "{err:?}");
     assert_mentions(
         &err.to_string(),
-        &[
-            "demo/same@1.0.0",
-            &first.display().to_string(),
-            &second.display().to_string(),
-        ],
+        &["demo/same@1.0.0", &first.display().to_string(), &second.display().to_string()],
     );
     assert!(r.is_empty());
 }
@@ -982,14 +652,8 @@ fn load_dir_twice_replaces_rather_than_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &valid_yaml("a", "1.0.0"));
     let mut r = TemplateRegistry::new();
-    assert_eq!(
-        r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(),
-        1
-    );
-    assert_eq!(
-        r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(),
-        1
-    );
+    assert_eq!(r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(), 1);
+    assert_eq!(r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(), 1);
     assert_eq!(r.len(), 1);
 }
 
@@ -997,10 +661,7 @@ fn load_dir_twice_replaces_rather_than_duplicates() {
 fn load_dir_of_an_empty_directory_loads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = TemplateRegistry::new();
-    assert_eq!(
-        r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(),
-        0
-    );
+    assert_eq!(r.load_dir(dir.path(), &RetryDefaults::default()).unwrap(), 0);
     assert!(r.is_empty());
 }
 
@@ -1008,30 +669,17 @@ fn load_dir_of_an_empty_directory_loads_nothing() {
 fn load_dir_of_a_missing_directory_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no_such_dir");
-    let err = TemplateRegistry::new()
-        .load_dir(&missing, &RetryDefaults::default())
-        .unwrap_err();
-    assert!(
-        matches!(err, TemplateError::DirectoryNotFound { .. }),
-        "{err:?}"
-    );
-    assert_mentions(
-        &err.to_string(),
-        &[&missing.display().to_string(), "does not exist"],
-    );
+    let err = TemplateRegistry::new().load_dir(&missing, &RetryDefaults::default()).unwrap_err();
+    assert!(matches!(err, TemplateError::DirectoryNotFound { .. }), "{err:?}");
+    assert_mentions(&err.to_string(), &[&missing.display().to_string(), "does not exist"]);
 }
 
 #[test]
 fn load_dir_of_a_file_says_it_is_not_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "a.yaml", &valid_yaml("a", "1.0.0"));
-    let err = TemplateRegistry::new()
-        .load_dir(&path, &RetryDefaults::default())
-        .unwrap_err();
-    assert_mentions(
-        &err.to_string(),
-        &[&path.display().to_string(), "is not a directory"],
-    );
+    let err = TemplateRegistry::new().load_dir(&path, &RetryDefaults::default()).unwrap_err();
+    assert_mentions(&err.to_string(), &[&path.display().to_string(), "is not a directory"]);
 }
 
 #[test]
@@ -1041,19 +689,14 @@ fn load_file_registers_and_returns_the_template() {
     let mut r = TemplateRegistry::new();
     let t = r.load_file(&path, &RetryDefaults::default()).unwrap();
     assert_eq!(t.source.as_deref(), Some(path.as_path()));
-    assert!(std::sync::Arc::ptr_eq(
-        &t,
-        &r.find("demo", "a", Some("1.0.0")).unwrap()
-    ));
+    assert!(std::sync::Arc::ptr_eq(&t, &r.find("demo", "a", Some("1.0.0")).unwrap()));
 }
 
 #[test]
 fn load_file_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
-    let err = TemplateRegistry::new()
-        .load_file(&missing, &RetryDefaults::default())
-        .unwrap_err();
+    let err = TemplateRegistry::new().load_file(&missing, &RetryDefaults::default()).unwrap_err();
     assert!(matches!(err, TemplateError::Io { .. }), "{err:?}");
     assert!(std::error::Error::source(&err).is_some());
     assert_mentions(&err.to_string(), &[&missing.display().to_string()]);
@@ -1063,17 +706,8 @@ fn load_file_errors_name_the_file() {
         "bad.yaml",
         "name: x\nnamespace_name: demo\nversion: 1.0.0\nsteps:\n  - name: a\n    handler: {}\n",
     );
-    let err = TemplateRegistry::new()
-        .load_file(&bad, &RetryDefaults::default())
-        .unwrap_err();
-    assert_mentions(
-        &err.to_string(),
-        &[
-            &format!("{}:6:", bad.display()),
-            "step \"a\"",
-            "missing field `callable`",
-        ],
-    );
+    let err = TemplateRegistry::new().load_file(&bad, &RetryDefaults::default()).unwrap_err();
+    assert_mentions(&err.to_string(), &[&format!("{}:6:", bad.display()), "step \"a\"", "missing field `callable`"]);
 }
 
 // ---------------------------------------------------------------- shipped sample templates
@@ -1084,19 +718,13 @@ fn samples_dir() -> PathBuf {
 
 fn samples() -> TemplateRegistry {
     let mut r = TemplateRegistry::new();
-    r.load_dir(&samples_dir(), &RetryDefaults::default())
-        .unwrap();
+    r.load_dir(&samples_dir(), &RetryDefaults::default()).unwrap();
     r
 }
 
 fn deps_of<'a>(t: &'a WorkflowTemplate, step: &str) -> Vec<&'a str> {
-    let i = t
-        .step_index(step)
-        .unwrap_or_else(|| panic!("{} has no step {step}", t.name));
-    t.dependencies[i]
-        .iter()
-        .map(|&d| t.steps[d].name.as_str())
-        .collect()
+    let i = t.step_index(step).unwrap_or_else(|| panic!("{} has no step {step}", t.name));
+    t.dependencies[i].iter().map(|&d| t.steps[d].name.as_str()).collect()
 }
 
 #[test]
@@ -1112,26 +740,11 @@ fn every_shipped_sample_loads_and_compiles() {
     for path in &files {
         let text = fs::read_to_string(path).unwrap();
         let parsed = parse_yaml(&text, Some(path)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            parsed.description.as_deref().is_some_and(|d| !d.is_empty()),
-            "{} has a description",
-            path.display()
-        );
-        let t = compile(parsed, &RetryDefaults::default(), Some(path.clone()))
-            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.description.as_deref().is_some_and(|d| !d.is_empty()), "{} has a description", path.display());
+        let t = compile(parsed, &RetryDefaults::default(), Some(path.clone())).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.version, "1.0.0", "{}", path.display());
-        assert!(
-            t.steps
-                .iter()
-                .all(|s| s.handler.callable.starts_with("Demo::")),
-            "{}",
-            path.display()
-        );
-        assert!(
-            t.steps.iter().any(|s| s.timeout_seconds.is_some()),
-            "{} sets a timeout somewhere",
-            path.display()
-        );
+        assert!(t.steps.iter().all(|s| s.handler.callable.starts_with("Demo::")), "{}", path.display());
+        assert!(t.steps.iter().any(|s| s.timeout_seconds.is_some()), "{} sets a timeout somewhere", path.display());
     }
     assert_eq!(samples().len(), files.len());
 }
@@ -1155,12 +768,7 @@ fn sample_diamond_workflow_fans_out_and_joins() {
     assert_eq!(deps_of(&t, "left"), ["start"]);
     assert_eq!(deps_of(&t, "right"), ["start"]);
     assert_eq!(deps_of(&t, "join"), ["left", "right"]);
-    assert_eq!(
-        t.root_steps()
-            .map(|i| t.steps[i].name.clone())
-            .collect::<Vec<_>>(),
-        ["start"]
-    );
+    assert_eq!(t.root_steps().map(|i| t.steps[i].name.clone()).collect::<Vec<_>>(), ["start"]);
 }
 
 #[test]
@@ -1173,11 +781,7 @@ fn sample_tree_workflow_merges_four_leaves() {
     for &leaf in &t.dependencies[merge] {
         let branch = &t.dependencies[leaf];
         assert_eq!(branch.len(), 1, "a leaf has one parent");
-        assert_eq!(
-            deps_of(&t, &t.steps[branch[0]].name),
-            ["root"],
-            "the leaf's parent is a branch of root"
-        );
+        assert_eq!(deps_of(&t, &t.steps[branch[0]].name), ["root"], "the leaf's parent is a branch of root");
         assert_eq!(t.dependents[leaf], vec![merge]);
     }
     assert_eq!(t.dependents[t.step_index("root").unwrap()].len(), 2);
@@ -1188,17 +792,12 @@ fn sample_mixed_dag_has_a_three_parent_step_and_a_grandparent_edge() {
     let r = samples();
     let t = r.find("demo", "mixed_dag_workflow", None).unwrap();
     assert!((6..=7).contains(&t.steps.len()));
-    assert!(
-        t.dependencies.iter().any(|d| d.len() >= 3),
-        "a step with three parents"
-    );
+    assert!(t.dependencies.iter().any(|d| d.len() >= 3), "a step with three parents");
     // Some step depends directly on a step that is also the parent of another of its parents.
-    let grandparent_edge = t.dependencies.iter().any(|deps| {
-        deps.iter().any(|&p| {
-            deps.iter()
-                .any(|&q| p != q && t.dependencies[q].contains(&p))
-        })
-    });
+    let grandparent_edge = t
+        .dependencies
+        .iter()
+        .any(|deps| deps.iter().any(|&p| deps.iter().any(|&q| p != q && t.dependencies[q].contains(&p))));
     assert!(grandparent_edge);
 }
 
@@ -1208,18 +807,12 @@ fn sample_order_fulfillment_retries_payment() {
     let t = r.find("ecommerce", "order_fulfillment", None).unwrap();
     assert_eq!(deps_of(&t, "reserve_inventory"), ["validate_order"]);
     assert_eq!(deps_of(&t, "process_payment"), ["validate_order"]);
-    assert_eq!(
-        deps_of(&t, "ship_order"),
-        ["reserve_inventory", "process_payment"]
-    );
+    assert_eq!(deps_of(&t, "ship_order"), ["reserve_inventory", "process_payment"]);
     let pay = &t.steps[t.step_index("process_payment").unwrap()];
     assert!(pay.retry.retryable);
     assert_eq!(pay.retry.max_attempts, 3);
     assert!(pay.retry.backoff_base_ms <= 100);
     assert!(pay.retry.backoff_base_ms <= pay.retry.max_backoff_ms);
     let ship = &t.steps[t.step_index("ship_order").unwrap()];
-    assert_eq!(
-        ship.inputs.get("carrier").and_then(|c| c.as_str()),
-        Some("demo-post")
-    );
+    assert_eq!(ship.inputs.get("carrier").and_then(|c| c.as_str()), Some("demo-post"));
 }

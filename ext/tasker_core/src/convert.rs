@@ -11,8 +11,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use magnus::value::ReprValue;
 use magnus::rb_sys::AsRawValue;
+use magnus::value::ReprValue;
 use magnus::{Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby, Symbol, Value};
 use serde_json::{Map, Number, Value as Json};
 use uuid::Uuid;
@@ -359,7 +359,8 @@ pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult
             ),
         )
     })?;
-    let [success, result, metadata, error] = known_keys(ruby, hash, "result", ["success", "result", "metadata", "error"])?;
+    let [success, result, metadata, error] =
+        known_keys(ruby, hash, "result", ["success", "result", "metadata", "error"])?;
     let success = match success {
         Some(v) => bool_at(ruby, v, "result[\"success\"]")?,
         None => return Err(argument(ruby, "result: missing required key \"success\" (true or false)")),
@@ -389,9 +390,8 @@ pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult
 }
 
 fn metadata_from_ruby(ruby: &Ruby, value: Value) -> Result<ResultMetadata, Error> {
-    let hash = RHash::from_value(value).ok_or_else(|| {
-        type_error(ruby, format!("result[\"metadata\"] must be a Hash, got {}", class_name(value)))
-    })?;
+    let hash = RHash::from_value(value)
+        .ok_or_else(|| type_error(ruby, format!("result[\"metadata\"] must be a Hash, got {}", class_name(value))))?;
     let [execution_time_ms, started_at, completed_at, retryable, custom] = known_keys(
         ruby,
         hash,
@@ -404,7 +404,9 @@ fn metadata_from_ruby(ruby: &Ruby, value: Value) -> Result<ResultMetadata, Error
     };
     Ok(ResultMetadata {
         execution_time_ms,
-        started_at: present(started_at).map(|v| string_at(ruby, v, "result[\"metadata\"][\"started_at\"]")).transpose()?,
+        started_at: present(started_at)
+            .map(|v| string_at(ruby, v, "result[\"metadata\"][\"started_at\"]"))
+            .transpose()?,
         completed_at: present(completed_at)
             .map(|v| string_at(ruby, v, "result[\"metadata\"][\"completed_at\"]"))
             .transpose()?,
@@ -431,12 +433,8 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
     let hash = RHash::from_value(value).ok_or_else(|| {
         type_error(ruby, format!("result[\"error\"] must be a Hash with \"message\", got {}", class_name(value)))
     })?;
-    let [message, error_type, retryable, backtrace] = known_keys(
-        ruby,
-        hash,
-        "result[\"error\"]",
-        ["message", "error_type", "retryable", "backtrace"],
-    )?;
+    let [message, error_type, retryable, backtrace] =
+        known_keys(ruby, hash, "result[\"error\"]", ["message", "error_type", "retryable", "backtrace"])?;
     let message = match present(message) {
         Some(v) => string_at(ruby, v, "result[\"error\"][\"message\"]")?,
         None => return Err(argument(ruby, "result[\"error\"]: missing required key \"message\"")),
@@ -469,12 +467,14 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
 /// A UUID given as a String; `what` names the argument in errors.
 pub fn uuid_arg(ruby: &Ruby, value: Value, what: &str) -> Result<Uuid, Error> {
     let s = RString::from_value(value).ok_or_else(|| {
-        type_error(ruby, format!("{what} must be a String (a UUID), got {}: {}", class_name(value), short_inspect(value)))
+        type_error(
+            ruby,
+            format!("{what} must be a String (a UUID), got {}: {}", class_name(value), short_inspect(value)),
+        )
     })?;
     // SAFETY: the bytes are read at once, before any Ruby code can run.
     let bytes = unsafe { s.as_slice() };
-    Uuid::try_parse_ascii(bytes)
-        .map_err(|_| argument(ruby, format!("{what} is not a UUID: {}", short_inspect(value))))
+    Uuid::try_parse_ascii(bytes).map_err(|_| argument(ruby, format!("{what} is not a UUID: {}", short_inspect(value))))
 }
 
 /// `nil` → `None`; a non-negative finite Numeric of seconds → `Some(duration)`.
@@ -487,7 +487,10 @@ pub fn seconds_arg(ruby: &Ruby, value: Value, what: &str) -> Result<Option<Durat
     } else if let Some(f) = Float::from_value(value) {
         f.to_f64()
     } else {
-        return Err(type_error(ruby, format!("{what} must be a Numeric number of seconds or nil, got {}", class_name(value))));
+        return Err(type_error(
+            ruby,
+            format!("{what} must be a Numeric number of seconds or nil, got {}", class_name(value)),
+        ));
     };
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(argument(ruby, format!("{what} must be a finite, non-negative number of seconds, got {seconds}")));

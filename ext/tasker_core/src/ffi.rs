@@ -29,15 +29,17 @@ fn current(ruby: &Ruby) -> Result<Arc<EmbeddedSystem>, Error> {
 }
 
 fn running_channel(ruby: &Ruby) -> Result<Arc<FfiDispatchChannel>, Error> {
-    current(ruby)?.ffi_channel().ok_or_else(|| {
-        errors::not_running(ruby, "no worker is running: call TaskerCore::FFI.bootstrap_worker first")
-    })
+    current(ruby)?
+        .ffi_channel()
+        .ok_or_else(|| errors::not_running(ruby, "no worker is running: call TaskerCore::FFI.bootstrap_worker first"))
 }
 
 /// Turns the outcome of a GVL-free call into a value or the pending Ruby interrupt.
 fn settle<R>(ruby: &Ruby, what: &str, unlocked: Unlocked<R>) -> Result<Option<R>, Error> {
     match unlocked.value {
-        Some(Err(panic)) => Err(errors::internal(ruby, format!("tasker_core bug in {what}: {}", errors::panic_text(panic.as_ref())))),
+        Some(Err(panic)) => {
+            Err(errors::internal(ruby, format!("tasker_core bug in {what}: {}", errors::panic_text(panic.as_ref()))))
+        }
         Some(Ok(value)) => match unlocked.interrupt {
             Some(interrupt) => Err(interrupt),
             None => Ok(Some(value)),
@@ -91,7 +93,10 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
         let effective = status.dispatch.unwrap_or_default();
         let worker = &system.config().worker;
         let hash = ruby.hash_new();
-        hash.aset("status", if matches!(outcome, StartOutcome::Started { .. }) { "started" } else { "already_running" })?;
+        hash.aset(
+            "status",
+            if matches!(outcome, StartOutcome::Started { .. }) { "started" } else { "already_running" },
+        )?;
         hash.aset("worker_id", outcome.worker_id())?;
         hash.aset("environment", system.environment())?;
         hash.aset("templates_loaded", templates_loaded)?;
@@ -322,7 +327,13 @@ fn string_arg(ruby: &Ruby, value: Value, what: &str) -> Result<String, Error> {
 }
 
 /// `create_task(namespace, name, version_or_nil, context)`.
-pub fn create_task(ruby: &Ruby, namespace: Value, name: Value, version: Value, context: Value) -> Result<RString, Error> {
+pub fn create_task(
+    ruby: &Ruby,
+    namespace: Value,
+    name: Value,
+    version: Value,
+    context: Value,
+) -> Result<RString, Error> {
     guard(ruby, "create_task", || {
         let namespace = string_arg(ruby, namespace, "namespace")?;
         let name = string_arg(ruby, name, "name")?;
@@ -330,7 +341,11 @@ pub fn create_task(ruby: &Ruby, namespace: Value, name: Value, version: Value, c
         if RHash::from_value(context).is_none() {
             return Err(errors::type_error(
                 ruby,
-                format!("context must be a Hash, got {}: {}", errors::class_name(context), errors::short_inspect(context)),
+                format!(
+                    "context must be a Hash, got {}: {}",
+                    errors::class_name(context),
+                    errors::short_inspect(context)
+                ),
             ));
         }
         let context = convert::ruby_to_json(ruby, context, "context")?;

@@ -49,7 +49,10 @@ impl BootstrapOptions {
             } else if name == "concurrency" {
                 let n = integer_option(ruby, &name, value)?;
                 if !(1..=10_000).contains(&n) {
-                    return Err(argument(ruby, format!("bootstrap_worker option :concurrency must be 1..=10000, got {n}")));
+                    return Err(argument(
+                        ruby,
+                        format!("bootstrap_worker option :concurrency must be 1..=10000, got {n}"),
+                    ));
                 }
                 options.concurrency = Some(n as usize);
             } else if name == "template_path" {
@@ -81,10 +84,8 @@ impl BootstrapOptions {
             loader = ConfigLoader::new(source, environment);
         }
         for (name, value) in &self.dispatch_overrides {
-            loader = loader.with_override(
-                format!("mpsc_channels.worker.handler_dispatch.{name}"),
-                toml::Value::Integer(*value),
-            );
+            loader = loader
+                .with_override(format!("mpsc_channels.worker.handler_dispatch.{name}"), toml::Value::Integer(*value));
         }
         loader
     }
@@ -101,9 +102,9 @@ fn option_name(ruby: &Ruby, key: Value) -> Result<String, Error> {
 }
 
 fn integer_option(ruby: &Ruby, name: &str, value: Value) -> Result<i64, Error> {
-    Integer::from_value(value)
-        .and_then(|i| i.to_i64().ok())
-        .ok_or_else(|| type_error(ruby, format!("bootstrap_worker option :{name} must be an Integer, got {}", class_name(value))))
+    Integer::from_value(value).and_then(|i| i.to_i64().ok()).ok_or_else(|| {
+        type_error(ruby, format!("bootstrap_worker option :{name} must be an Integer, got {}", class_name(value)))
+    })
 }
 
 /// A String, or anything answering `to_path` (Pathname).
@@ -115,5 +116,8 @@ fn path_option(ruby: &Ruby, name: &str, value: Value) -> Result<String, Error> {
         let path: RString = value.funcall("to_path", ())?;
         return path.to_string();
     }
-    Err(type_error(ruby, format!("bootstrap_worker option :{name} must be a String or Pathname, got {}", class_name(value))))
+    Err(type_error(
+        ruby,
+        format!("bootstrap_worker option :{name} must be a String or Pathname, got {}", class_name(value)),
+    ))
 }

@@ -31,7 +31,9 @@ static SYSTEM: Mutex<Slot> = Mutex::new(Slot { system: None, forked_from: None }
 pub enum Unavailable {
     NeverStarted,
     /// Inherited through `fork` from this parent pid.
-    Forked { parent: u32 },
+    Forked {
+        parent: u32,
+    },
 }
 
 impl Unavailable {

@@ -124,7 +124,8 @@ impl Orchestrator {
         if !request.context.is_object() {
             return Err(OrchestratorError::ContextNotAnObject { found: json_kind(&request.context) });
         }
-        let template = self.inner.templates.read().find(&request.namespace, &request.name, request.version.as_deref())?;
+        let template =
+            self.inner.templates.read().find(&request.namespace, &request.name, request.version.as_deref())?;
         let uuid = self.inner.store.lock().create_task(template, request.context, SystemTime::now());
         self.inner.ready.notify_one();
         Ok(uuid)

@@ -33,21 +33,13 @@ impl TemplateRegistry {
     ///
     /// All-or-nothing: on any error nothing is registered and the error names the file.
     /// Two files defining the same namespace/name/version is an error naming both.
-    pub fn load_dir(
-        &mut self,
-        dir: &Path,
-        defaults: &RetryDefaults,
-    ) -> Result<usize, TemplateError> {
+    pub fn load_dir(&mut self, dir: &Path, defaults: &RetryDefaults) -> Result<usize, TemplateError> {
         let files = template_files(dir)?;
         let mut loaded: Vec<WorkflowTemplate> = Vec::with_capacity(files.len());
         let mut seen: HashMap<(String, String, semver::Version), PathBuf> = HashMap::new();
         for path in files {
             let template = read_template(&path, defaults)?;
-            let key = (
-                template.namespace.clone(),
-                template.name.clone(),
-                template.version_key.clone(),
-            );
+            let key = (template.namespace.clone(), template.name.clone(), template.version_key.clone());
             if let Some(first) = seen.get(&key) {
                 return Err(TemplateError::DuplicateTemplate {
                     template: describe(&template),
@@ -66,11 +58,7 @@ impl TemplateRegistry {
     }
 
     /// Reads, checks and registers one template file.
-    pub fn load_file(
-        &mut self,
-        path: &Path,
-        defaults: &RetryDefaults,
-    ) -> Result<Arc<WorkflowTemplate>, TemplateError> {
+    pub fn load_file(&mut self, path: &Path, defaults: &RetryDefaults) -> Result<Arc<WorkflowTemplate>, TemplateError> {
         let template = read_template(path, defaults)?;
         Ok(self.register(template))
     }
@@ -127,14 +115,12 @@ impl TemplateRegistry {
         let found = match version {
             None => versions.values().next_back(),
             Some(requested) => {
-                let key = semver::Version::parse(requested).map_err(|err| {
-                    TemplateError::InvalidRequestedVersion {
-                        namespace: namespace.to_owned(),
-                        name: name.to_owned(),
-                        version: requested.to_owned(),
-                        reason: err.to_string(),
-                        available: available(),
-                    }
+                let key = semver::Version::parse(requested).map_err(|err| TemplateError::InvalidRequestedVersion {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    version: requested.to_owned(),
+                    reason: err.to_string(),
+                    available: available(),
                 })?;
                 versions.get(&key)
             }
@@ -149,11 +135,7 @@ impl TemplateRegistry {
 
     /// How many templates (counting each version) are registered.
     pub fn len(&self) -> usize {
-        self.templates
-            .values()
-            .flat_map(BTreeMap::values)
-            .map(BTreeMap::len)
-            .sum()
+        self.templates.values().flat_map(BTreeMap::values).map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,26 +144,16 @@ impl TemplateRegistry {
 
     /// Every template, ordered by namespace, name, then version.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<WorkflowTemplate>> {
-        self.templates
-            .values()
-            .flat_map(BTreeMap::values)
-            .flat_map(BTreeMap::values)
+        self.templates.values().flat_map(BTreeMap::values).flat_map(BTreeMap::values)
     }
 }
 
 fn describe(template: &WorkflowTemplate) -> String {
-    template_id(
-        Some(&template.namespace),
-        Some(&template.name),
-        Some(&template.version),
-    )
+    template_id(Some(&template.namespace), Some(&template.name), Some(&template.version))
 }
 
 fn read_template(path: &Path, defaults: &RetryDefaults) -> Result<WorkflowTemplate, TemplateError> {
-    let text = fs::read_to_string(path).map_err(|source| TemplateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = fs::read_to_string(path).map_err(|source| TemplateError::Io { path: path.to_path_buf(), source })?;
     let template = parse_yaml(&text, Some(path))?;
     compile(template, defaults, Some(path.to_path_buf()))
 }
@@ -196,16 +168,10 @@ fn template_files(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
     };
     match fs::metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(TemplateError::DirectoryNotFound {
-                path: dir.to_path_buf(),
-            })
+            return Err(TemplateError::DirectoryNotFound { path: dir.to_path_buf() })
         }
         Err(err) => return Err(io_error(dir)(err)),
-        Ok(meta) if !meta.is_dir() => {
-            return Err(TemplateError::NotADirectory {
-                path: dir.to_path_buf(),
-            })
-        }
+        Ok(meta) if !meta.is_dir() => return Err(TemplateError::NotADirectory { path: dir.to_path_buf() }),
         Ok(_) => {}
     }
 
@@ -264,29 +230,12 @@ mod tests {
         let root = dir.path();
         fs::create_dir_all(root.join("z/nested")).unwrap();
         fs::create_dir_all(root.join(".hidden")).unwrap();
-        for file in [
-            "b.yaml",
-            "a.yml",
-            "z/nested/c.yaml",
-            "notes.txt",
-            ".#lock.yaml",
-            ".hidden/d.yaml",
-        ] {
+        for file in ["b.yaml", "a.yml", "z/nested/c.yaml", "notes.txt", ".#lock.yaml", ".hidden/d.yaml"] {
             fs::write(root.join(file), "x").unwrap();
         }
         let files = template_files(root).unwrap();
-        let relative: Vec<_> = files
-            .iter()
-            .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
-            .collect();
-        assert_eq!(
-            relative,
-            vec![
-                PathBuf::from("a.yml"),
-                PathBuf::from("b.yaml"),
-                PathBuf::from("z/nested/c.yaml")
-            ]
-        );
+        let relative: Vec<_> = files.iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect();
+        assert_eq!(relative, vec![PathBuf::from("a.yml"), PathBuf::from("b.yaml"), PathBuf::from("z/nested/c.yaml")]);
     }
 
     #[cfg(unix)]

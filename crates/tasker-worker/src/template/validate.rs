@@ -38,10 +38,7 @@ pub enum TemplateError {
     /// The YAML could not be read into a template: bad syntax, a value of the wrong type,
     /// a missing key or an unknown key. `message` is the YAML reader's own description.
     #[error("{context}: {message}")]
-    Syntax {
-        context: Box<ErrorContext>,
-        message: String,
-    },
+    Syntax { context: Box<ErrorContext>, message: String },
 
     /// The text holds no template: it is empty, only comments, or a YAML null.
     #[error("{context}: no task template in the file: it is empty, only comments, or null (expected a mapping with name, namespace_name, version and steps)")]
@@ -49,10 +46,7 @@ pub enum TemplateError {
 
     /// The template was read but breaks a rule.
     #[error("{context}: {problem}")]
-    Invalid {
-        context: Box<ErrorContext>,
-        problem: Problem,
-    },
+    Invalid { context: Box<ErrorContext>, problem: Problem },
 
     /// A template file or directory could not be read.
     #[error("{}: {source}", path.display())]
@@ -72,58 +66,35 @@ pub enum TemplateError {
 
     /// Two files of one directory define the same namespace, name and version.
     #[error("template {template} is defined twice: in {} and in {}", first.display(), second.display())]
-    DuplicateTemplate {
-        template: String,
-        first: PathBuf,
-        second: PathBuf,
-    },
+    DuplicateTemplate { template: String, first: PathBuf, second: PathBuf },
 
     /// No template is registered in the namespace asked for.
     #[error(
         "no task template {namespace}/{name}: namespace {namespace:?} is unknown ({})",
         list_or(known_namespaces, "known namespaces", "no templates are loaded")
     )]
-    UnknownNamespace {
-        namespace: String,
-        name: String,
-        known_namespaces: Vec<String>,
-    },
+    UnknownNamespace { namespace: String, name: String, known_namespaces: Vec<String> },
 
     /// The namespace exists but has no template of that name.
     #[error("no task template {namespace}/{name} (templates in namespace {namespace}: {})", known.join(", "))]
-    UnknownTemplate {
-        namespace: String,
-        name: String,
-        known: Vec<String>,
-    },
+    UnknownTemplate { namespace: String, name: String, known: Vec<String> },
 
     /// The template exists but not in the version asked for.
     #[error("task template {namespace}/{name} has no version {version} (available versions: {})", available.join(", "))]
-    UnknownVersion {
-        namespace: String,
-        name: String,
-        version: String,
-        available: Vec<String>,
-    },
+    UnknownVersion { namespace: String, name: String, version: String, available: Vec<String> },
 
     /// The version asked for is not a semantic version.
     #[error("task template {namespace}/{name}: requested version {version:?} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0): {reason} (available versions: {})", available.join(", "))]
-    InvalidRequestedVersion {
-        namespace: String,
-        name: String,
-        version: String,
-        reason: String,
-        available: Vec<String>,
-    },
+    InvalidRequestedVersion { namespace: String, name: String, version: String, reason: String, available: Vec<String> },
 }
 
 impl TemplateError {
     /// The file the error is about, when it is about a file.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Self::Syntax { context, .. }
-            | Self::Empty { context }
-            | Self::Invalid { context, .. } => context.file.as_deref(),
+            Self::Syntax { context, .. } | Self::Empty { context } | Self::Invalid { context, .. } => {
+                context.file.as_deref()
+            }
             Self::Io { path, .. } => Some(path),
             Self::DuplicateTemplate { second, .. } => Some(second),
             _ => None,
@@ -216,21 +187,12 @@ pub enum Problem {
     NoSteps,
     #[error("step `name` is empty")]
     EmptyStepName,
-    #[error(
-        "step name {name:?} is used by more than one step (steps[{first}] and steps[{second}])"
-    )]
-    DuplicateStepName {
-        name: String,
-        first: usize,
-        second: usize,
-    },
+    #[error("step name {name:?} is used by more than one step (steps[{first}] and steps[{second}])")]
+    DuplicateStepName { name: String, first: usize, second: usize },
     #[error("`handler.callable` is empty: name a Ruby handler class (e.g. Demo::MyHandler) or a Rust handler")]
     EmptyCallable,
     #[error("`dependencies` names unknown step {dependency:?} (steps in this template: {})", known.join(", "))]
-    UnknownDependency {
-        dependency: String,
-        known: Vec<String>,
-    },
+    UnknownDependency { dependency: String, known: Vec<String> },
     #[error("`dependencies` lists the step itself")]
     SelfDependency,
     #[error("`dependencies` lists {dependency:?} more than once")]
@@ -245,12 +207,7 @@ pub enum Problem {
     #[error("`retry.max_backoff_ms` must be at most {MAX_BACKOFF_LIMIT_MS} (one day), got {value}{}", origin(*.from_defaults))]
     MaxBackoffTooLarge { value: u64, from_defaults: bool },
     #[error("`retry.backoff_base_ms` ({base}{}) is greater than `retry.max_backoff_ms` ({max}{})", origin(*.base_from_defaults), origin(*.max_from_defaults))]
-    BackoffBaseAboveMax {
-        base: u64,
-        max: u64,
-        base_from_defaults: bool,
-        max_from_defaults: bool,
-    },
+    BackoffBaseAboveMax { base: u64, max: u64, base_from_defaults: bool, max_from_defaults: bool },
     #[error("`timeout_seconds` must be a finite number of seconds greater than 0 and at most {MAX_TIMEOUT_SECONDS}, got {value}")]
     TimeoutOutOfRange { value: f64 },
     #[error("`inputs` must be a mapping of key: value pairs, got {kind}")]
@@ -275,10 +232,7 @@ pub fn parse_yaml(text: &str, source: Option<&Path>) -> Result<TaskTemplate, Tem
     let loose: Option<serde_yaml::Value> = serde_yaml::from_str(text).ok();
     if matches!(loose, Some(serde_yaml::Value::Null)) {
         return Err(TemplateError::Empty {
-            context: Box::new(ErrorContext {
-                file: source.map(Path::to_path_buf),
-                ..ErrorContext::default()
-            }),
+            context: Box::new(ErrorContext { file: source.map(Path::to_path_buf), ..ErrorContext::default() }),
         });
     }
 
@@ -301,11 +255,7 @@ fn syntax_error(
     // serde_yaml puts the location and its own path into the message; the context says
     // both, so take them out once.
     if let Some(loc) = &location {
-        message = message.replacen(
-            &format!(" at line {} column {}", loc.line(), loc.column()),
-            "",
-            1,
-        );
+        message = message.replacen(&format!(" at line {} column {}", loc.line(), loc.column()), "", 1);
     }
     // serde_path_to_error marks a position it could not name with `?`; say nothing there.
     let mut path = path;
@@ -330,22 +280,10 @@ fn syntax_error(
 
     // Speak in template terms, not Rust type names.
     for (rust, yaml) in [
-        (
-            "struct TaskTemplate",
-            "a task template (a mapping with name, namespace_name, version and steps)",
-        ),
-        (
-            "struct StepTemplate",
-            "a step (a mapping with name, handler, ...)",
-        ),
-        (
-            "struct HandlerSpec",
-            "a handler mapping such as { callable: Demo::MyHandler }",
-        ),
-        (
-            "struct RetrySpec",
-            "a retry mapping such as { max_attempts: 3 }",
-        ),
+        ("struct TaskTemplate", "a task template (a mapping with name, namespace_name, version and steps)"),
+        ("struct StepTemplate", "a step (a mapping with name, handler, ...)"),
+        ("struct HandlerSpec", "a handler mapping such as { callable: Demo::MyHandler }"),
+        ("struct RetrySpec", "a retry mapping such as { max_attempts: 3 }"),
     ] {
         message = message.replace(rust, yaml);
     }
@@ -353,10 +291,7 @@ fn syntax_error(
     // The key path already says `steps[i]`; name the step only when its name is readable.
     let step = step_index_in_path(path).and_then(|index| {
         let name = loose.and_then(|doc| loose_step_name(doc, index))?;
-        Some(StepRef {
-            index,
-            name: Some(name),
-        })
+        Some(StepRef { index, name: Some(name) })
     });
     TemplateError::Syntax {
         context: Box::new(ErrorContext {
@@ -388,10 +323,7 @@ fn loose_scalar(value: &serde_yaml::Value) -> Option<String> {
 }
 
 fn loose_step_name(doc: &serde_yaml::Value, index: usize) -> Option<String> {
-    doc.get("steps")?
-        .get(index)?
-        .get("name")
-        .and_then(loose_scalar)
+    doc.get("steps")?.get(index)?.get("name").and_then(loose_scalar)
 }
 
 fn loose_template_id(doc: &serde_yaml::Value) -> Option<String> {
@@ -403,11 +335,7 @@ fn loose_template_id(doc: &serde_yaml::Value) -> Option<String> {
     if name.is_none() && namespace.is_none() && version.is_none() {
         return None;
     }
-    Some(template_id(
-        namespace.as_deref(),
-        name.as_deref(),
-        version.as_deref(),
-    ))
+    Some(template_id(namespace.as_deref(), name.as_deref(), version.as_deref()))
 }
 
 /// `namespace/name@version`, with `?` for a missing or empty part.
@@ -431,28 +359,17 @@ pub fn compile(
 ) -> Result<WorkflowTemplate, TemplateError> {
     let base = ErrorContext {
         file: source.clone(),
-        template: Some(template_id(
-            Some(&template.namespace_name),
-            Some(&template.name),
-            Some(&template.version),
-        )),
+        template: Some(template_id(Some(&template.namespace_name), Some(&template.name), Some(&template.version))),
         ..ErrorContext::default()
     };
-    let invalid = |problem: Problem| TemplateError::Invalid {
-        context: Box::new(base.clone()),
+    let invalid = |problem: Problem| TemplateError::Invalid { context: Box::new(base.clone()), problem };
+    let invalid_step = |index: usize, step: &StepTemplate, problem: Problem| TemplateError::Invalid {
+        context: Box::new(ErrorContext {
+            step: Some(StepRef { index, name: Some(step.name.clone()) }),
+            ..base.clone()
+        }),
         problem,
     };
-    let invalid_step =
-        |index: usize, step: &StepTemplate, problem: Problem| TemplateError::Invalid {
-            context: Box::new(ErrorContext {
-                step: Some(StepRef {
-                    index,
-                    name: Some(step.name.clone()),
-                }),
-                ..base.clone()
-            }),
-            problem,
-        };
 
     if template.name.trim().is_empty() {
         return Err(invalid(Problem::EmptyName));
@@ -461,10 +378,7 @@ pub fn compile(
         return Err(invalid(Problem::EmptyNamespace));
     }
     let version_key = semver::Version::parse(&template.version).map_err(|err| {
-        invalid(Problem::InvalidVersion {
-            version: template.version.clone(),
-            reason: err.to_string(),
-        })
+        invalid(Problem::InvalidVersion { version: template.version.clone(), reason: err.to_string() })
     })?;
     if template.steps.is_empty() {
         return Err(invalid(Problem::NoSteps));
@@ -480,11 +394,7 @@ pub fn compile(
             return Err(invalid_step(
                 index,
                 step,
-                Problem::DuplicateStepName {
-                    name: step.name.clone(),
-                    first,
-                    second: index,
-                },
+                Problem::DuplicateStepName { name: step.name.clone(), first, second: index },
             ));
         }
         index_of.insert(step.name.as_str(), index);
@@ -512,13 +422,7 @@ pub fn compile(
                 return Err(invalid_step(index, step, Problem::SelfDependency));
             }
             if deps.contains(&dep) {
-                return Err(invalid_step(
-                    index,
-                    step,
-                    Problem::DuplicateDependency {
-                        dependency: dependency.clone(),
-                    },
-                ));
+                return Err(invalid_step(index, step, Problem::DuplicateDependency { dependency: dependency.clone() }));
             }
             deps.push(dep);
         }
@@ -526,25 +430,14 @@ pub fn compile(
         check_timeout(step.timeout_seconds).map_err(|p| invalid_step(index, step, p))?;
         if let Some(inputs) = &step.inputs {
             if !inputs.is_object() && !inputs.is_null() {
-                return Err(invalid_step(
-                    index,
-                    step,
-                    Problem::InputsNotMapping {
-                        kind: json_kind(inputs),
-                    },
-                ));
+                return Err(invalid_step(index, step, Problem::InputsNotMapping { kind: json_kind(inputs) }));
             }
         }
         dependencies.push(deps);
     }
 
     if let Some(cycle) = find_cycle(&dependencies) {
-        return Err(invalid(Problem::Cycle {
-            steps: cycle
-                .iter()
-                .map(|&i| template.steps[i].name.clone())
-                .collect(),
-        }));
+        return Err(invalid(Problem::Cycle { steps: cycle.iter().map(|&i| template.steps[i].name.clone()).collect() }));
     }
 
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); template.steps.len()];
@@ -667,8 +560,7 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
                         }
                         Mark::OnPath => {
                             let from = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
-                            let mut cycle: Vec<usize> =
-                                path[from..].iter().map(|&(n, _)| n).collect();
+                            let mut cycle: Vec<usize> = path[from..].iter().map(|&(n, _)| n).collect();
                             cycle.push(dep);
                             return Some(cycle);
                         }
@@ -705,9 +597,7 @@ mod tests {
     #[test]
     fn find_cycle_handles_a_long_chain_without_recursion() {
         let n = 200_000;
-        let deps: Vec<Vec<usize>> = (0..n)
-            .map(|i| if i == 0 { vec![n - 1] } else { vec![i - 1] })
-            .collect();
+        let deps: Vec<Vec<usize>> = (0..n).map(|i| if i == 0 { vec![n - 1] } else { vec![i - 1] }).collect();
         let cycle = find_cycle(&deps).unwrap();
         assert_eq!(cycle.len(), n + 1);
         assert_eq!(cycle.first(), cycle.last());
@@ -728,20 +618,11 @@ mod tests {
             line: Some(7),
             column: Some(5),
             template: Some("demo/a@1.0.0".into()),
-            step: Some(StepRef {
-                index: 1,
-                name: Some("b".into()),
-            }),
+            step: Some(StepRef { index: 1, name: Some("b".into()) }),
             key: Some("steps[1]".into()),
         };
-        assert_eq!(
-            context.to_string(),
-            r#"t/a.yaml:7:5: template demo/a@1.0.0: step "b": steps[1]"#
-        );
-        let unnamed = StepRef {
-            index: 3,
-            name: Some("  ".into()),
-        };
+        assert_eq!(context.to_string(), r#"t/a.yaml:7:5: template demo/a@1.0.0: step "b": steps[1]"#);
+        let unnamed = StepRef { index: 3, name: Some("  ".into()) };
         assert_eq!(unnamed.to_string(), "steps[3] (unnamed step)");
         assert_eq!(ErrorContext::default().to_string(), "task template");
     }

@@ -27,7 +27,11 @@ pub struct CompletionProcessorHandle {
 }
 
 impl CompletionProcessorService {
-    pub fn new(completion_receiver: mpsc::Receiver<StepExecutionResult>, actor: FFICompletionHandle, batch_size: usize) -> Self {
+    pub fn new(
+        completion_receiver: mpsc::Receiver<StepExecutionResult>,
+        actor: FFICompletionHandle,
+        batch_size: usize,
+    ) -> Self {
         Self { completion_receiver, actor, batch_size: batch_size.max(1), stop: CancellationToken::new() }
     }
 

@@ -306,7 +306,11 @@ impl FfiDispatchChannel {
     }
 
     /// Completes an event without waiting. See `TryComplete`.
-    pub fn try_complete(&self, event_id: Uuid, result: StepExecutionResult) -> Result<TryComplete, CompletionChannelClosed> {
+    pub fn try_complete(
+        &self,
+        event_id: Uuid,
+        result: StepExecutionResult,
+    ) -> Result<TryComplete, CompletionChannelClosed> {
         let pending = self.pending.lock();
         if !pending.contains_key(&event_id) {
             drop(pending);

@@ -17,9 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::registry::HandlerRegistry;
-use crate::messages::{
-    error_types, DispatchHandlerMessage, ResultMetadata, StepExecutionError, StepExecutionResult,
-};
+use crate::messages::{error_types, DispatchHandlerMessage, ResultMetadata, StepExecutionError, StepExecutionResult};
 use crate::time_format::rfc3339_millis;
 use crate::worker::core::DispatchHandles;
 
