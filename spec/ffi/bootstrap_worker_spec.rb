@@ -82,6 +82,13 @@ RSpec.describe "TaskerCore::FFI.bootstrap_worker" do
       .to raise_error(ArgumentError, /:concurrency must be 1\.\.=10000, got 0/)
   end
 
+  it "refuses to switch a running process's core to another environment" do
+    expect { ffi.bootstrap_worker(environment: "production") }
+      .to raise_error(TaskerCore::Errors::ConfigurationError,
+                      /"production" was asked for.*already runs environment "test".*once per process/)
+    expect(ffi.bootstrap_worker(environment: "test")["environment"]).to eq("test")
+  end
+
   it "rejects an unknown environment with a ConfigurationError naming it" do
     expect { ffi.bootstrap_worker(environment: "no_such_env") }
       .to raise_error(TaskerCore::Errors::ConfigurationError, /no_such_env/)

@@ -62,8 +62,20 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
         // Checks the options' overrides even when the system already exists.
         let config: TaskerConfig = loader.load().map_err(|e| errors::config(ruby, &e))?;
         let environment = loader.environment().to_string();
-        let (system, _created) = system::get_or_create(|| EmbeddedSystem::new(config.clone(), environment))
+        let (system, created) = system::get_or_create(|| EmbeddedSystem::new(config.clone(), environment.clone()))
             .map_err(|e| errors::internal(ruby, e.to_string()))?;
+        // The core (runtime, orchestrator, their settings) is built once per process; only
+        // the handler_dispatch settings apply anew to a restarted worker.
+        if !created && options.environment.is_some() && environment != system.environment() {
+            return Err(errors::configuration(
+                ruby,
+                format!(
+                    "environment {environment:?} was asked for, but this process's core already runs environment \
+                     {:?}; the core is built once per process (start another process to change it)",
+                    system.environment()
+                ),
+            ));
+        }
 
         let template_path = options
             .template_path
