@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use magnus::rb_sys::AsRawValue;
 use magnus::value::ReprValue;
-use magnus::{Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby, Symbol, Value};
+use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
 use serde_json::{Map, Number, Value as Json};
 use uuid::Uuid;
 
@@ -34,35 +34,20 @@ pub fn uuid_str(ruby: &Ruby, uuid: &Uuid) -> RString {
 }
 
 /// A JSON value as plain Ruby objects (Hashes with String keys).
-pub fn json_to_ruby(ruby: &Ruby, value: &Json) -> Result<Value, Error> {
-    Ok(match value {
-        Json::Null => ruby.qnil().as_value(),
-        Json::Bool(b) => (*b).into_value_with(ruby),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                ruby.integer_from_i64(i).as_value()
-            } else if let Some(u) = n.as_u64() {
-                ruby.integer_from_u64(u).as_value()
-            } else {
-                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN)).as_value()
-            }
-        }
-        Json::String(s) => ruby.str_new(s).as_value(),
-        Json::Array(items) => {
-            let array = ruby.ary_new_capa(items.len());
-            for item in items {
-                array.push(json_to_ruby(ruby, item)?)?;
-            }
-            array.as_value()
-        }
-        Json::Object(map) => {
-            let hash = ruby.hash_new();
-            for (k, v) in map {
-                hash.aset(ruby.str_new(k), json_to_ruby(ruby, v)?)?;
-            }
-            hash.as_value()
-        }
-    })
+pub fn json_to_ruby(value: &Json) -> Result<Value, Error> {
+    // SAFETY: `build` runs the conversion on this Ruby thread under rb_protect.
+    crate::raw::build(|| unsafe { crate::raw::json(value) })
+}
+
+/// A String or a Symbol's name; anything else is a `TypeError` saying "`expected`, got <class>".
+pub fn string_or_symbol(ruby: &Ruby, value: Value, expected: &str) -> Result<String, Error> {
+    if let Some(s) = RString::from_value(value) {
+        return s.to_string();
+    }
+    if let Some(sym) = Symbol::from_value(value) {
+        return sym.name().map(|n| n.into_owned());
+    }
+    Err(type_error(ruby, format!("{expected}, got {}", class_name(value))))
 }
 
 /// A `task_status` Hash.
@@ -87,7 +72,7 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
         s.aset(
             "result",
             match &step.result {
-                Some(v) => json_to_ruby(ruby, v)?,
+                Some(v) => json_to_ruby(v)?,
                 None => ruby.qnil().as_value(),
             },
         )?;
@@ -121,7 +106,7 @@ fn error_to_hash(ruby: &Ruby, error: &StepExecutionError) -> Result<RHash, Error
 pub fn serialize_to_ruby<T: serde::Serialize>(ruby: &Ruby, value: &T) -> Result<Value, Error> {
     let json = serde_json::to_value(value)
         .map_err(|e| crate::errors::internal(ruby, format!("could not serialize a report: {e}")))?;
-    json_to_ruby(ruby, &json)
+    json_to_ruby(&json)
 }
 
 // ---------------------------------------------------------------- Ruby → Rust

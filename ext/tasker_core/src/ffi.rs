@@ -329,13 +329,7 @@ pub fn stop_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
 }
 
 fn string_arg(ruby: &Ruby, value: Value, what: &str) -> Result<String, Error> {
-    if let Some(s) = RString::from_value(value) {
-        return s.to_string();
-    }
-    if let Some(sym) = magnus::Symbol::from_value(value) {
-        return sym.name().map(|n| n.into_owned());
-    }
-    Err(errors::type_error(ruby, format!("{what} must be a String, got {}", errors::class_name(value))))
+    convert::string_or_symbol(ruby, value, &format!("{what} must be a String"))
 }
 
 /// `create_task(namespace, name, version_or_nil, context)`.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use magnus::{prelude::*, Error, Integer, RHash, RString, Ruby, Symbol, Value};
+use magnus::{prelude::*, Error, Integer, RHash, RString, Ruby, Value};
 
 use tasker_worker::config::{ConfigLoader, ConfigSource};
 
@@ -92,13 +92,7 @@ impl BootstrapOptions {
 }
 
 fn option_name(ruby: &Ruby, key: Value) -> Result<String, Error> {
-    if let Some(sym) = Symbol::from_value(key) {
-        return sym.name().map(|n| n.into_owned());
-    }
-    if let Some(s) = RString::from_value(key) {
-        return s.to_string();
-    }
-    Err(type_error(ruby, format!("bootstrap_worker option names must be Symbols or Strings, got {}", class_name(key))))
+    crate::convert::string_or_symbol(ruby, key, "bootstrap_worker option names must be Symbols or Strings")
 }
 
 fn integer_option(ruby: &Ruby, name: &str, value: Value) -> Result<i64, Error> {

@@ -252,11 +252,6 @@ impl Store {
         self.retries.peek().map(|Reverse((due, _, _))| *due)
     }
 
-    /// Whether a step is ready to be claimed right now (ignoring scheduled retries).
-    pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
-    }
-
     fn promote_due_retries(&mut self, now: Instant) {
         while let Some(Reverse((due, _, _))) = self.retries.peek() {
             if *due > now {
@@ -380,10 +375,6 @@ impl Store {
 
     pub fn task_status(&self, uuid: &Uuid) -> Option<TaskStatusView> {
         self.tasks.get(uuid).map(task_view)
-    }
-
-    pub fn task_state(&self, uuid: &Uuid) -> Option<TaskStatus> {
-        self.tasks.get(uuid).map(|t| t.status)
     }
 
     pub fn stats(&self) -> OrchestratorStats {
