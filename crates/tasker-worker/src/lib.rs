@@ -11,6 +11,7 @@ pub mod config;
 pub mod embedded;
 pub mod messages;
 pub mod orchestrator;
+pub mod store;
 pub mod template;
 pub mod time_format;
 pub mod worker;

@@ -1,0 +1,3 @@
+//! Task stores.
+
+pub mod postgres;
