@@ -160,3 +160,48 @@ pub async fn connect_url(url: &str) -> Client {
     }
     panic!("could not connect to {url}: {last:?}");
 }
+
+/// Registers a template through `tasker.register_template`, as the store does: `steps`
+/// are (name, parent indexes). Returns (template_id, revision_id).
+pub async fn register_template(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    version: &str,
+    steps: &[(&str, &[i32])],
+    max_in_flight: Option<i32>,
+) -> (i64, i64) {
+    let parsed = semver::Version::parse(version).expect("test template version is semver");
+    let names: Vec<String> = steps.iter().map(|(n, _)| (*n).to_owned()).collect();
+    let mut children = Vec::new();
+    let mut parents = Vec::new();
+    for (index, (_, deps)) in steps.iter().enumerate() {
+        for parent in *deps {
+            children.push(index as i32);
+            parents.push(*parent);
+        }
+    }
+    let definition = serde_json::json!({ "namespace": namespace, "name": name, "version": version, "steps": names });
+    let statement = client.prepare(tasker_worker::store::postgres::sql::REGISTER_TEMPLATE).await.unwrap();
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &namespace,
+                &name,
+                &parsed.to_string(),
+                &(parsed.major as i64),
+                &(parsed.minor as i64),
+                &(parsed.patch as i64),
+                &parsed.pre.as_str(),
+                &max_in_flight,
+                &definition,
+                &names,
+                &children,
+                &parents,
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("register {namespace}/{name}:{version}: {e:?}"));
+    (row.get(0), row.get(1))
+}

@@ -86,7 +86,7 @@ FROM claimed c
 JOIN tasker.tasks t ON t.task_uuid = c.task_uuid";
 
 /// Serialises the claims of one capped template (`$1` its id) until the transaction ends.
-pub const LOCK_TEMPLATE_CLAIMS: &str = "SELECT pg_advisory_xact_lock(1952543346, $1::integer)";
+pub const LOCK_TEMPLATE_CLAIMS: &str = "SELECT pg_advisory_xact_lock(1952543346, CAST($1::bigint AS integer))";
 
 /// Makes due steps claimable (run_at reached, retry backoff over), `$1` at a time, and
 /// says when the next one is due. Index: `steps_scheduled (ready_at)`.
