@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
+pub mod population;
+
 /// The private server of this test binary.
 #[derive(Debug)]
 pub struct PgServer {

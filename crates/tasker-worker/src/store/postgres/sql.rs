@@ -2,6 +2,11 @@
 //! connection. They are public so operators (and the plan tests) can `EXPLAIN` exactly
 //! what the store runs; every one is served by an index of `migrations/0001_initial.sql`
 //! (named next to it).
+//!
+//! Rows picked under `FOR UPDATE SKIP LOCKED` are then written by `ctid = ANY(ARRAY(...))`
+//! (a TID scan of exactly those rows, which the lock keeps in place): with a join instead,
+//! the generic plan a prepared statement switches to after five runs may hash-join the
+//! whole table.
 
 /// Claims up to `$2` claimable steps of the templates `$1` for worker `$3`, highest task
 /// priority first, then longest ready; skips rows other workers are claiming. Each claimed
@@ -14,7 +19,7 @@
 /// scanned in order; the LIMIT stops it after `$2` unlocked rows.
 pub const CLAIM_STEPS: &str = "
 WITH picked AS (
-    SELECT s.task_uuid, s.step_index
+    SELECT s.ctid
     FROM tasker.steps s
     WHERE s.status = 'enqueued' AND s.template_id = ANY($1::bigint[])
     ORDER BY s.priority DESC, s.ready_at
@@ -24,14 +29,14 @@ WITH picked AS (
     UPDATE tasker.steps s
     SET status = 'in_progress', attempts = s.attempts + 1, event_id = gen_random_uuid(),
         worker_id = $3, claimed_at = now()
-    FROM picked p
-    WHERE s.task_uuid = p.task_uuid AND s.step_index = p.step_index
+    WHERE s.ctid = ANY(ARRAY(SELECT p.ctid FROM picked p))
     RETURNING s.task_uuid, s.step_index, s.step_uuid, s.attempts, s.event_id, s.parents
 ), started AS (
     UPDATE tasker.tasks t SET status = 'in_progress'
-    WHERE t.task_uuid IN (SELECT p.task_uuid FROM tasker.tasks p
-                          WHERE p.task_uuid IN (SELECT c.task_uuid FROM claimed c) AND p.status = 'pending'
-                          FOR UPDATE SKIP LOCKED)
+    WHERE t.ctid = ANY(ARRAY(SELECT p.ctid FROM tasker.tasks p
+                             WHERE p.task_uuid = ANY(ARRAY(SELECT c.task_uuid FROM claimed c))
+                               AND p.status = 'pending'
+                             FOR UPDATE SKIP LOCKED))
 )
 SELECT c.task_uuid, c.step_index, c.step_uuid, c.attempts, c.event_id, t.revision_id, t.context,
        t.correlation_id, t.trace_id,
@@ -55,7 +60,7 @@ WITH room AS (
     FROM tasker.steps i
     WHERE i.status = 'in_progress' AND i.template_id = $1
 ), picked AS (
-    SELECT s.task_uuid, s.step_index
+    SELECT s.ctid
     FROM tasker.steps s
     WHERE s.status = 'enqueued' AND s.template_id = $1
     ORDER BY s.priority DESC, s.ready_at
@@ -65,14 +70,14 @@ WITH room AS (
     UPDATE tasker.steps s
     SET status = 'in_progress', attempts = s.attempts + 1, event_id = gen_random_uuid(),
         worker_id = $3, claimed_at = now()
-    FROM picked p
-    WHERE s.task_uuid = p.task_uuid AND s.step_index = p.step_index
+    WHERE s.ctid = ANY(ARRAY(SELECT p.ctid FROM picked p))
     RETURNING s.task_uuid, s.step_index, s.step_uuid, s.attempts, s.event_id, s.parents
 ), started AS (
     UPDATE tasker.tasks t SET status = 'in_progress'
-    WHERE t.task_uuid IN (SELECT p.task_uuid FROM tasker.tasks p
-                          WHERE p.task_uuid IN (SELECT c.task_uuid FROM claimed c) AND p.status = 'pending'
-                          FOR UPDATE SKIP LOCKED)
+    WHERE t.ctid = ANY(ARRAY(SELECT p.ctid FROM tasker.tasks p
+                             WHERE p.task_uuid = ANY(ARRAY(SELECT c.task_uuid FROM claimed c))
+                               AND p.status = 'pending'
+                             FOR UPDATE SKIP LOCKED))
 )
 SELECT c.task_uuid, c.step_index, c.step_uuid, c.attempts, c.event_id, t.revision_id, t.context,
        t.correlation_id, t.trace_id,
@@ -92,7 +97,7 @@ pub const LOCK_TEMPLATE_CLAIMS: &str = "SELECT pg_advisory_xact_lock(1952543346,
 /// says when the next one is due. Index: `steps_scheduled (ready_at)`.
 pub const PROMOTE_DUE_STEPS: &str = "
 WITH due AS (
-    SELECT s.task_uuid, s.step_index
+    SELECT s.ctid
     FROM tasker.steps s
     WHERE s.status IN ('pending', 'waiting_for_retry') AND s.ready_at IS NOT NULL AND s.ready_at <= now()
     ORDER BY s.ready_at
@@ -100,8 +105,7 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 ), promoted AS (
     UPDATE tasker.steps s SET status = 'enqueued'
-    FROM due d
-    WHERE s.task_uuid = d.task_uuid AND s.step_index = d.step_index
+    WHERE s.ctid = ANY(ARRAY(SELECT d.ctid FROM due d))
     RETURNING s.template_id
 )
 SELECT (SELECT count(*) FROM promoted) AS promoted,
@@ -116,8 +120,8 @@ SELECT (SELECT count(*) FROM promoted) AS promoted,
 /// task run one after the other). Returns per accepted result its position in the batch,
 /// the step's state and the task's state.
 ///
-/// Index: the steps primary key (task_uuid prefix, then the row's step_uuid), the tasks
-/// primary key.
+/// Index: `steps_in_progress (task_uuid)` (only steps in progress: a task's few running
+/// ones, then the row's step_uuid and event_id), the tasks primary key.
 pub const LOCK_RESULTS: &str = "
 SELECT r.ord::integer, s.step_index, s.attempts, s.template_id, s.claimed_at,
        t.revision_id, t.halt, t.status, t.steps_unfinished
@@ -189,16 +193,16 @@ pub const LIST_CURSOR: &str = "SELECT created_at, task_seq FROM tasker.tasks WHE
 /// primary key (task_uuid prefix).
 pub const PURGE_FINISHED: &str = "
 WITH doomed AS (
-    SELECT t.task_uuid
+    SELECT t.ctid, t.task_uuid
     FROM tasker.tasks t
     WHERE t.completed_at IS NOT NULL AND t.completed_at < now() - make_interval(secs => $1::double precision)
     ORDER BY t.completed_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), steps_gone AS (
-    DELETE FROM tasker.steps s USING doomed d WHERE s.task_uuid = d.task_uuid
+    DELETE FROM tasker.steps s WHERE s.task_uuid = ANY(ARRAY(SELECT d.task_uuid FROM doomed d))
 )
-DELETE FROM tasker.tasks t USING doomed d WHERE t.task_uuid = d.task_uuid";
+DELETE FROM tasker.tasks t WHERE t.ctid = ANY(ARRAY(SELECT d.ctid FROM doomed d))";
 
 /// Steps whose lease lapsed: in progress under a worker whose heartbeat is older than `$1`
 /// seconds (or that has no row), claimed more than `$1` seconds ago.
