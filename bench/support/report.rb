@@ -65,6 +65,15 @@ module Bench
                       "allocators' caches are warm: growth past that is what a leak would show. Growth over idle is " \
                       "reported too: it is mostly the last `finished_task_retention` (10,000 by default) finished " \
                       "tasks the core keeps readable, by design.",
+      "pg_floor" => "The raw-SQL floor on the same private PostgreSQL (fsync on, unix socket): N one-step jobs " \
+                    "inserted up front into a bare queue table, drained by 4 threads with a connection each, " \
+                    "looping over one `UPDATE ... WHERE ctid = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED " \
+                    "LIMIT 64)) RETURNING id` and one `UPDATE ... WHERE id = ANY($1)` (no engine, no handler); " \
+                    "timed from the threads' start until every job is done.",
+      "delayed_job" => "DelayedJob (Debian's ruby-delayed-job with ActiveRecord and ruby-pg) on the same " \
+                       "PostgreSQL: N no-op jobs enqueued with `Delayed::Job.enqueue`, drained by 2 forked worker " \
+                       "processes looping over `Delayed::Worker#work_off(100)`; timed from the fork until both " \
+                       "exited with the table empty.",
       "pending" => "RSS with N events polled and not completed minus RSS before polling (the tasks already " \
                    "created, no worker running), divided by N; after a warm-up cycle of the same size. Includes " \
                    "whatever the Ruby heap kept from converting the events."
@@ -79,7 +88,8 @@ module Bench
 
     # @return [Array<Row>]
     def rows
-      [*ffi_rows, *concurrency_rows, *noop_rows, dag_row, start_latency_row, timeout_lag_row, *memory_rows]
+      [*ffi_rows, *concurrency_rows, *noop_rows, dag_row, start_latency_row, timeout_lag_row, *memory_rows,
+       *postgres_peer_rows]
     end
 
     # @return [String] the table (Markdown, padded so it reads in a terminal too)
@@ -230,6 +240,20 @@ module Bench
         end,
         row("6", "Memory per pending event", result("pending_memory")) do |d|
           ["#{count(d['bytes_per_event'].round)} bytes (#{count(d['events'])} events pending)"]
+        end
+      ]
+    end
+
+    def postgres_peer_rows
+      [
+        row("7", "#{count(@sizes[:e2e_tasks])} one-step jobs, raw SQL floor (SKIP LOCKED 64 + batch complete, " \
+                 "4 connections)", result("pg_floor")) do |d|
+          ["#{rate(d['jobs_per_s'])} jobs/s (#{num(d['commits_per_job'], 3)} commits/job, PostgreSQL " \
+           "#{d['server_version']})"]
+        end,
+        row("7", "#{count(@sizes[:dj_jobs])} no-op jobs, DelayedJob, 2 worker processes", result("delayed_job_noop")) do |d|
+          ["#{rate(d['jobs_per_s'])} jobs/s (enqueue #{rate(d['enqueue_per_s'])}/s; delayed_job " \
+           "#{d['delayed_job_version']}, ActiveRecord #{d['activerecord_version']})"]
         end
       ]
     end

@@ -269,7 +269,8 @@ module Bench
         ["3. End to end against Sidekiq", %w[tasker_noop sidekiq_noop ratio creation]],
         ["4. DAG throughput", %w[dag]],
         ["5. Latency", %w[start_latency timeout_lag]],
-        ["6. Memory", %w[rss_idle rss_growth pending]]
+        ["6. Memory", %w[rss_idle rss_growth pending]],
+        ["7. PostgreSQL peers", %w[pg_floor delayed_job]]
       ]
       groups.map do |title, keys|
         "### #{title}\n\n#{keys.map { |key| "- #{Report::EXPLANATIONS.fetch(key)}" }.join("\n")}"
