@@ -88,7 +88,7 @@ RSpec.describe "TaskerCore::FFI.complete_step_event" do
     expect(step_of(status, "only")).to include("status" => "error", "attempts" => 1)
     expect(step_of(status, "only")["error"]).to eq(
       "message" => message, "error_type" => "PaymentDeclined", "retryable" => false,
-      "backtrace" => ["app/payment.rb:10:in `charge'", "app/worker.rb:3"]
+      "backtrace" => ["app/payment.rb:10:in `charge'", "app/worker.rb:3"], "error_code" => nil, "context" => nil
     )
   end
 

@@ -13,8 +13,8 @@ use magnus::{Error, RHash, Ruby, Value};
 use parking_lot::Mutex;
 use rb_sys::VALUE;
 
-use tasker_worker::messages::FfiStepEvent;
-use tasker_worker::template::StepDefinition;
+use tasker_worker::FfiStepEvent;
+use tasker_worker::StepDefinition;
 
 use crate::raw::{self, build};
 

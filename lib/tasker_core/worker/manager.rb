@@ -163,7 +163,8 @@ module TaskerCore
 
         message = "step '#{context.step_name}' (event #{context.event_id}) was still running after the " \
                   "#{timeout}s shutdown timeout; the worker stopped it"
-        accepted = @runner.fail_event(context, error_type: "worker_shutdown", retryable: true, message: message)
+        accepted = @runner.fail_event(context, error_type: FFI::ERROR_TYPES.fetch(:worker_shutdown), retryable: true,
+                                                message: message)
         @stats.increment(:shutdown_failures) if accepted
         { event_id: context.event_id, step_name: context.step_name, accepted: accepted }
       end

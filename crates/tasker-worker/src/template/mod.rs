@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use registry::TemplateRegistry;
-pub use validate::TemplateError;
+pub use validate::{
+    compile, parse_yaml, template_id, ErrorContext, Problem, TemplateError, MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_LIMIT_MS,
+    MAX_TIMEOUT_SECONDS,
+};
 
 /// A task template as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +30,9 @@ pub struct TaskTemplate {
     pub version: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// At most this many steps of this template's tasks run at once, across every worker.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
     pub steps: Vec<StepTemplate>,
 }
 
@@ -119,6 +125,8 @@ pub struct WorkflowTemplate {
     pub dependencies: Vec<Vec<usize>>,
     /// `dependents[i]`: indices of the steps that wait for step `i`.
     pub dependents: Vec<Vec<usize>>,
+    /// At most this many of its steps in flight at once, across every worker.
+    pub max_in_flight: Option<u32>,
     /// The file the template came from, when it came from a file.
     pub source: Option<PathBuf>,
 }

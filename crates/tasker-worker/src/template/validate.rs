@@ -83,6 +83,11 @@ pub enum TemplateError {
     #[error("task template {namespace}/{name} has no version {version} (available versions: {})", available.join(", "))]
     UnknownVersion { namespace: String, name: String, version: String, available: Vec<String> },
 
+    /// No version was asked for and every version is a prerelease, which runs only when
+    /// named.
+    #[error("task template {namespace}/{name} has only prerelease versions ({}); a prerelease runs only when its version is named", available.join(", "))]
+    OnlyPrereleases { namespace: String, name: String, available: Vec<String> },
+
     /// The version asked for is not a semantic version.
     #[error("task template {namespace}/{name}: requested version {version:?} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0): {reason} (available versions: {})", available.join(", "))]
     InvalidRequestedVersion { namespace: String, name: String, version: String, reason: String, available: Vec<String> },
@@ -185,6 +190,8 @@ pub enum Problem {
     InvalidVersion { version: String, reason: String },
     #[error("`steps` is empty: a template needs at least one step")]
     NoSteps,
+    #[error("`max_in_flight` must be at least 1 (leave it out for no limit)")]
+    MaxInFlightZero,
     #[error("step `name` is empty")]
     EmptyStepName,
     #[error("step name {name:?} is used by more than one step (steps[{first}] and steps[{second}])")]
@@ -383,6 +390,9 @@ pub fn compile(
     if template.steps.is_empty() {
         return Err(invalid(Problem::NoSteps));
     }
+    if template.max_in_flight == Some(0) {
+        return Err(invalid(Problem::MaxInFlightZero));
+    }
 
     // Names first, so dependency errors can rely on a unique, non-empty name per step.
     let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(template.steps.len());
@@ -473,6 +483,7 @@ pub fn compile(
         steps,
         dependencies,
         dependents,
+        max_in_flight: template.max_in_flight,
         source,
     })
 }
