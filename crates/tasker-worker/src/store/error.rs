@@ -21,7 +21,7 @@ pub enum StoreError {
     /// exist, ...).
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("unknown task {0}: no task with this uuid was ever created in this store")]
+    #[error("unknown task {0}: no task with this uuid exists in this store")]
     TaskNotFound(Uuid),
     /// The task finished and was removed; `why` says which limit removed it.
     #[error("task {uuid} finished and was evicted at {} ({why}); its result is no longer readable", rfc3339_millis(*.at))]
