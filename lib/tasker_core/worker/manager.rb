@@ -90,7 +90,7 @@ module TaskerCore
           spawn
         end
         @stats.increment(:replacements)
-        @logger.warn("tasker_core: retired #{processor.name} (#{reason}); started a replacement thread")
+        @logger.warn("retired #{processor.name} (#{reason}); started a replacement thread")
         true
       end
 
@@ -113,7 +113,7 @@ module TaskerCore
 
         @stats.increment(:processor_deaths)
         cause = error ? "#{error.class}: #{error.message}" : "thread killed"
-        @logger.error("tasker_core: #{processor.name} died (#{cause}); started a replacement thread")
+        @logger.error("#{processor.name} died (#{cause}); started a replacement thread")
       end
 
       # Stops polling, waits for busy threads until `deadline`, then kills the ones still
@@ -150,7 +150,7 @@ module TaskerCore
         victims = victims.select { |processor| processor.alive? && processor.thread != Thread.current }
         return [] if victims.empty?
 
-        @logger.warn("tasker_core: #{victims.size} worker thread(s) still busy after #{timeout}s; stopping them")
+        @logger.warn("#{victims.size} worker thread(s) still busy after #{timeout}s; stopping them")
         victims.each(&:kill)
         grace_deadline = Clock.monotonic + KILL_GRACE
         victims.each { |processor| processor.thread.join([grace_deadline - Clock.monotonic, 0].max) }
