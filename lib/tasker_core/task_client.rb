@@ -64,7 +64,7 @@ module TaskerCore
     end
 
     # @param task_uuid [String]
-    # @return [Hash] "status" and "steps" (see DESIGN.md)
+    # @return [Hash] "status" and "steps" (see TaskerCore.task_status)
     # @raise [TaskerCore::Errors::TaskNotFoundError]
     def task_status(task_uuid)
       ffi.task_status(uuid!(task_uuid))

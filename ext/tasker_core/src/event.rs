@@ -201,7 +201,7 @@ unsafe extern "C" fn freeze_entry(_key: VALUE, value: VALUE, _arg: VALUE) -> std
     0 // ST_CONTINUE
 }
 
-/// The event Hash of DESIGN.md.
+/// The event Hash `poll_step_events` returns (the README shows its layout).
 pub fn event_to_hash(ruby: &Ruby, event: &FfiStepEvent) -> Result<RHash, Error> {
     let constants = constants_for(ruby, event)?;
     let keys = keys(ruby)?;
