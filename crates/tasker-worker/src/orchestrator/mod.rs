@@ -33,6 +33,9 @@ pub enum OrchestratorError {
     Template(#[from] TemplateError),
     #[error("task context must be a JSON object (a Hash), got {found}")]
     ContextNotAnObject { found: &'static str },
+    /// The context breaks the template's `input_schema`.
+    #[error("task {template}: {error}")]
+    InvalidContext { template: String, error: crate::template::ContextError },
     #[error("unknown task {0} (never created here, or finished and no longer retained)")]
     TaskNotFound(Uuid),
 }
@@ -100,9 +103,15 @@ impl Orchestrator {
 
     /// Loads every template under `dir`; all or nothing.
     pub fn load_templates(&self, dir: &Path) -> Result<usize, TemplateError> {
+        self.load_templates_for(dir, None)
+    }
+
+    /// Loads every template under `dir`, applying its `environments.<environment>`
+    /// overrides; all or nothing.
+    pub fn load_templates_for(&self, dir: &Path, environment: Option<&str>) -> Result<usize, TemplateError> {
         // Parse outside the registry lock, then swap in: task creation never waits on disk.
         let mut fresh = TemplateRegistry::new();
-        let count = fresh.load_dir(dir, &self.inner.config.default_retry)?;
+        let count = fresh.load_dir_for(dir, &self.inner.config.default_retry, environment)?;
         let mut registry = self.inner.templates.write();
         for template in fresh.iter() {
             registry.register(WorkflowTemplate::clone(template));
@@ -119,6 +128,11 @@ impl Orchestrator {
         self.inner.templates.read().len()
     }
 
+    /// Every registered template, ordered by namespace, name, then version.
+    pub fn templates(&self) -> Vec<Arc<WorkflowTemplate>> {
+        self.inner.templates.read().iter().cloned().collect()
+    }
+
     /// Creates a task; its root steps are ready at once.
     pub fn create_task(&self, request: TaskRequest) -> Result<Uuid, OrchestratorError> {
         if !request.context.is_object() {
@@ -126,6 +140,10 @@ impl Orchestrator {
         }
         let template =
             self.inner.templates.read().find(&request.namespace, &request.name, request.version.as_deref())?;
+        template.check_context(&request.context).map_err(|error| OrchestratorError::InvalidContext {
+            template: format!("{}/{}@{}", template.namespace, template.name, template.version),
+            error,
+        })?;
         let uuid = self.inner.store.lock().create_task(template, request.context, SystemTime::now());
         self.inner.ready.notify_one();
         Ok(uuid)
