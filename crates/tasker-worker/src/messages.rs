@@ -47,6 +47,10 @@ pub struct TaskSequenceStep {
     pub workflow_step: WorkflowStepInfo,
     /// Parent step name → that step's result value.
     pub dependency_results: BTreeMap<String, Arc<Value>>,
+    /// Every other ancestor (grandparents and further up) → its result value. Upstream
+    /// handlers read any ancestor by name; these are shared, and converted for a
+    /// handler only when it asks for one.
+    pub ancestor_results: BTreeMap<String, Arc<Value>>,
     pub step_definition: Arc<StepDefinition>,
 }
 
@@ -150,11 +154,25 @@ pub struct StepExecutionError {
     pub error_type: String,
     pub retryable: bool,
     pub backtrace: Vec<String>,
+    /// The handler's own delay before the next attempt; replaces the backoff when set.
+    pub retry_after: Option<Duration>,
+    /// The handler's machine-readable code for the failure (upstream `error_code`).
+    pub error_code: Option<String>,
+    /// Structured data the handler attached to the failure (upstream `context`).
+    pub context: Option<Value>,
 }
 
 impl StepExecutionError {
     pub fn new(message: impl Into<String>, error_type: impl Into<String>, retryable: bool) -> Self {
-        Self { message: message.into(), error_type: error_type.into(), retryable, backtrace: Vec::new() }
+        Self {
+            message: message.into(),
+            error_type: error_type.into(),
+            retryable,
+            backtrace: Vec::new(),
+            retry_after: None,
+            error_code: None,
+            context: None,
+        }
     }
 }
 

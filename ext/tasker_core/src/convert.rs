@@ -446,7 +446,15 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
             None => vec![string_at(ruby, v, "result[\"error\"][\"backtrace\"]")?],
         },
     };
-    Ok(StepExecutionError { message, error_type, retryable, backtrace })
+    Ok(StepExecutionError {
+        message,
+        error_type,
+        retryable,
+        backtrace,
+        retry_after: None,
+        error_code: None,
+        context: None,
+    })
 }
 
 /// A UUID given as a String; `what` names the argument in errors.
