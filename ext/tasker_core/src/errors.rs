@@ -86,6 +86,7 @@ pub fn orchestrator(ruby: &Ruby, error: &OrchestratorError) -> Error {
     match error {
         OrchestratorError::Template(e) => template(ruby, e),
         OrchestratorError::ContextNotAnObject { .. } => type_error(ruby, format!("context: {error}")),
+        OrchestratorError::InvalidContext { .. } => argument(ruby, error.to_string()),
         OrchestratorError::TaskNotFound(_) => Error::new(ruby.get_inner(&TASK_NOT_FOUND), error.to_string()),
     }
 }

@@ -338,7 +338,11 @@ impl Store {
             result.error.unwrap_or_else(|| StepExecutionError::new("step failed without an error", "unknown", true)),
         );
         if retry {
-            let delay = retry_delay(policy, step.attempts, self.rng.f64());
+            // A handler's own retry_after wins over the policy's backoff (capped at a day).
+            let delay = match step.error.as_ref().and_then(|e| e.retry_after) {
+                Some(after) => after.min(Duration::from_millis(crate::template::validate::MAX_BACKOFF_LIMIT_MS)),
+                None => retry_delay(policy, step.attempts, self.rng.f64()),
+            };
             step.status = StepStatus::WaitingForRetry;
             self.retry_seq += 1;
             self.retries.push(Reverse((now + delay, self.retry_seq, StepRef { task: task.uuid, index })));
@@ -408,6 +412,18 @@ fn build_event(
             (template.steps[parent].name.clone(), value)
         })
         .collect();
+    // Only ancestors that finished have results; clones of shared values, converted for
+    // a handler only when it asks.
+    let ancestor_results: BTreeMap<String, Arc<Value>> = template
+        .ancestors
+        .get(index)
+        .into_iter()
+        .flatten()
+        .filter_map(|&ancestor| {
+            let value = task.steps[ancestor].result.clone()?;
+            Some((template.steps[ancestor].name.clone(), value))
+        })
+        .collect();
     StepExecutionEvent {
         event_id,
         task_uuid: task.uuid,
@@ -433,6 +449,7 @@ fn build_event(
                 inputs: Arc::clone(&definition.inputs),
             },
             dependency_results,
+            ancestor_results,
             step_definition: definition,
         },
     }
