@@ -359,3 +359,30 @@ fn compile_without_environment_is_compile_for_none() {
     let b = compile_for(parse_yaml(REFUNDS, None).unwrap(), &RetryDefaults::default(), None, None).unwrap();
     assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap());
 }
+
+#[test]
+fn input_schema_warn_mode_creates_the_task_anyway() {
+    let config = OrchestrationConfig {
+        input_schema: tasker_worker::config::InputSchemaMode::Warn,
+        ..OrchestrationConfig::default()
+    };
+    let orchestrator = Orchestrator::new(config);
+    orchestrator.register_template(compiled(REFUNDS, None).unwrap());
+    let request = TaskRequest {
+        namespace: "payments".into(),
+        name: "refund_flow".into(),
+        version: None,
+        context: json!({"refund": "not the schema's keys"}),
+    };
+    let uuid = orchestrator.create_task(request).unwrap();
+    assert_eq!(orchestrator.task_status(&uuid).unwrap().steps.len(), 3);
+}
+
+#[test]
+fn input_schema_mode_is_read_from_config_and_rejects_unknown_values() {
+    let ok: OrchestrationConfig = toml::from_str("input_schema = \"warn\"").unwrap();
+    assert_eq!(ok.input_schema, tasker_worker::config::InputSchemaMode::Warn);
+    assert_eq!(OrchestrationConfig::default().input_schema, tasker_worker::config::InputSchemaMode::Enforce);
+    let err = toml::from_str::<OrchestrationConfig>("input_schema = \"ignore\"").unwrap_err().to_string();
+    assert!(err.contains("enforce") && err.contains("warn"), "{err}");
+}

@@ -86,7 +86,10 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
                 (!configured.is_empty()).then(|| PathBuf::from(configured))
             });
         let templates_loaded = match &template_path {
-            Some(path) => system.orchestrator().load_templates(path).map_err(|e| errors::template(ruby, &e))?,
+            Some(path) => system
+                .orchestrator()
+                .load_templates_for(path, Some(system.environment()))
+                .map_err(|e| errors::template(ruby, &e))?,
             None => 0,
         };
 

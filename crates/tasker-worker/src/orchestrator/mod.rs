@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub use status::{StepStatusView, TaskStatusView};
 pub use store::{OrchestratorStats, RecordOutcome, StepStatus, Store, TaskStatus};
 
-use crate::config::OrchestrationConfig;
+use crate::config::{InputSchemaMode, OrchestrationConfig};
 use crate::messages::{StepExecutionEvent, StepExecutionResult};
 use crate::template::{TemplateError, TemplateRegistry, WorkflowTemplate};
 
@@ -140,10 +140,15 @@ impl Orchestrator {
         }
         let template =
             self.inner.templates.read().find(&request.namespace, &request.name, request.version.as_deref())?;
-        template.check_context(&request.context).map_err(|error| OrchestratorError::InvalidContext {
-            template: format!("{}/{}@{}", template.namespace, template.name, template.version),
-            error,
-        })?;
+        if let Err(error) = template.check_context(&request.context) {
+            let template = format!("{}/{}@{}", template.namespace, template.name, template.version);
+            match self.inner.config.input_schema {
+                InputSchemaMode::Enforce => return Err(OrchestratorError::InvalidContext { template, error }),
+                InputSchemaMode::Warn => {
+                    tracing::warn!(%template, %error, "task created although its context breaks the input_schema")
+                }
+            }
+        }
         let uuid = self.inner.store.lock().create_task(template, request.context, SystemTime::now());
         self.inner.ready.notify_one();
         Ok(uuid)
