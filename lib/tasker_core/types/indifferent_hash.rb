@@ -27,8 +27,14 @@ module TaskerCore
         end
       end
 
-      def [](key)
-        super(key.is_a?(Symbol) ? key.name : key)
+      # Hash's own fetch, for String keys (see #default).
+      alias string_fetch fetch
+      private :string_fetch
+
+      # Reading: `[]` and `dig` are Hash's own (String keys at native speed); a missing
+      # key comes here, and a Symbol is looked up again as its String.
+      def default(key = nil)
+        key.is_a?(Symbol) ? string_fetch(key.name, nil) : nil
       end
 
       def []=(key, value)
@@ -49,11 +55,6 @@ module TaskerCore
 
       def delete(key, &block)
         super(key.is_a?(Symbol) ? key.name : key, &block)
-      end
-
-      def dig(key, *rest)
-        value = self[key]
-        rest.empty? || value.nil? ? value : value.dig(*rest)
       end
 
       def values_at(*keys)
