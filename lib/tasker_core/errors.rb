@@ -16,6 +16,24 @@ module TaskerCore
     # No task with the given uuid.
     class TaskNotFoundError < Error; end
 
+    # The task finished and was removed by retention (its message says when and which
+    # limit); distinct from a uuid that was never created.
+    class TaskEvictedError < TaskNotFoundError; end
+
+    # create_task refused: too many unfinished tasks (storage.embedded.max_unfinished_tasks).
+    # Nothing was created; try again once tasks have finished.
+    class BackpressureError < Error; end
+
+    # create_task's idempotency key already belongs to a task of another template.
+    class IdempotencyConflictError < Error; end
+
+    # create_task's context is not acceptable (not a Hash, or breaks the template's
+    # input_schema); the message names the path and the rule.
+    class InvalidContextError < Error; end
+
+    # The store (PostgreSQL) cannot be reached now; the same call may work later.
+    class StoreUnavailableError < Error; end
+
     # The worker core is not running (not bootstrapped, or already stopped).
     class NotRunningError < Error; end
 

@@ -86,6 +86,11 @@ module UnitSupport
       @lock.synchronize { @pending.key?(event_id) }
     end
 
+    # The fake has no tasks to cancel: an event should stop once it is no longer pending.
+    def event_cancelled?(event_id)
+      !event_pending?(event_id)
+    end
+
     # The core failing an event at its deadline.
     def expire(event_id)
       @lock.synchronize { @pending.delete(event_id) }

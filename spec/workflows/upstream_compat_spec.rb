@@ -192,9 +192,9 @@ RSpec.describe "Upstream tasker-core workflows" do
   it "refuses a context that breaks input_schema, naming the path and the rule" do
     bad = context.merge(cart_items: [{ sku: "A-1", quantity: 0, price: 10 }])
     expect { TaskerCore.create_task(namespace: "compat_shop", name: checkout, context: bad) }
-      .to raise_error(ArgumentError, %r{/cart_items/0/quantity \(rule `minimum`\)})
+      .to raise_error(TaskerCore::Errors::InvalidContextError, %r{/cart_items/0/quantity \(rule `minimum`\)})
     expect { TaskerCore.create_task(namespace: "compat_shop", name: checkout, context: { cart_items: [] }) }
-      .to raise_error(ArgumentError, /rule `required`.*big/)
+      .to raise_error(TaskerCore::Errors::InvalidContextError, /rule `required`.*big/)
   end
 
   it "lists templates with their metadata, dependencies, events, schema and the test overrides applied" do

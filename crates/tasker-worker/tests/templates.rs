@@ -5,9 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use tasker_worker::config::RetryDefaults;
-use tasker_worker::template::validate::{compile, parse_yaml, Problem};
-use tasker_worker::template::{TemplateError, TemplateRegistry, WorkflowTemplate};
+use tasker_worker::RetryDefaults;
+use tasker_worker::{compile, parse_yaml, Problem};
+use tasker_worker::{TemplateError, TemplateRegistry, WorkflowTemplate};
 
 const FILE: &str = "templates/sample.yaml";
 

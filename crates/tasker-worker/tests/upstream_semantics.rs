@@ -1,6 +1,7 @@
-//! Semantics upstream handlers rely on, at the store: every ancestor's result travels
-//! with a step's event (parents in `dependency_results`, the rest in
-//! `ancestor_results`), and a handler's `retry_after` is the next attempt's delay.
+//! Semantics upstream handlers rely on, at the embedded store: every ancestor's result
+//! travels with a step's event (parents in `dependency_results`, the rest in
+//! `ancestor_results`, shared), and a handler's `retry_after`, `error_code` and `context`
+//! are kept and used.
 
 mod common;
 
@@ -8,15 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
-use tasker_worker::messages::{StepExecutionError, StepExecutionEvent, StepExecutionResult};
-use tasker_worker::orchestrator::{RecordOutcome, Store, TaskStatus};
-use tasker_worker::template::WorkflowTemplate;
+use tasker_worker::rules::AttemptDecision;
+use tasker_worker::{
+    MemoryLimits, MemoryState, NewTask, StepExecutionError, StepExecutionEvent, StepExecutionResult, WorkflowTemplate,
+};
 
 use common::{no_jitter, success_for, template, template_with};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// cart -> payment -> inventory -> order, plus an unrelated side step.
+/// cart -> payment -> inventory -> order (which also waits for cart), plus a side step.
 const CHAIN: &str = "\
 name: checkout
 namespace_name: shop
@@ -37,20 +39,29 @@ steps:
     handler: { callable: Shop::Side }
 ";
 
-fn claim_named(store: &mut Store, name: &str) -> StepExecutionEvent {
-    let now = Instant::now();
-    let mut skipped = Vec::new();
-    let found = loop {
-        let event = store.claim(now, DEFAULT_TIMEOUT).unwrap_or_else(|| panic!("{name} is not ready"));
+fn state_with(template: &Arc<WorkflowTemplate>) -> MemoryState {
+    let mut state = MemoryState::with_seed(MemoryLimits::default(), 1);
+    let task = NewTask::new(template.namespace.clone(), template.name.clone(), json!({}));
+    state.create_task(Arc::clone(template), task, Instant::now(), SystemTime::now()).unwrap();
+    state
+}
+
+/// Claims until the step named `name` comes; others are completed with null.
+fn claim_named(state: &mut MemoryState, name: &str) -> StepExecutionEvent {
+    for _ in 0..20 {
+        let mut out = Vec::new();
+        state.claim(Instant::now(), SystemTime::now(), 1, DEFAULT_TIMEOUT, &mut out);
+        let event = out.pop().unwrap_or_else(|| panic!("{name} is not ready"));
         if event.payload.workflow_step.name == name {
-            break event;
+            return event;
         }
-        skipped.push(event);
-    };
-    for other in skipped {
-        store.record(success_for(&other, json!(null)), now, SystemTime::now());
+        state.record(success_for(&event, json!(null)), Instant::now(), SystemTime::now());
     }
-    found
+    panic!("{name} never came")
+}
+
+fn ok(state: &mut MemoryState, event: &StepExecutionEvent, value: Value) {
+    assert!(!state.record(success_for(event, value), Instant::now(), SystemTime::now()).is_stale());
 }
 
 fn names(map: &std::collections::BTreeMap<String, Arc<Value>>) -> Vec<&str> {
@@ -59,55 +70,30 @@ fn names(map: &std::collections::BTreeMap<String, Arc<Value>>) -> Vec<&str> {
 
 #[test]
 fn every_ancestor_result_reaches_the_event_parents_apart_from_the_rest() {
-    let t: Arc<WorkflowTemplate> = Arc::new(template(CHAIN));
-    let mut store = Store::with_seed(10, 1);
-    store.create_task(Arc::clone(&t), json!({}), SystemTime::now());
-    let now = Instant::now();
+    let t = Arc::new(template(CHAIN));
+    let mut state = state_with(&t);
 
-    let cart = claim_named(&mut store, "cart");
+    let cart = claim_named(&mut state, "cart");
     assert!(cart.payload.ancestor_results.is_empty());
-    store.record(success_for(&cart, json!({"total": 124.76})), now, SystemTime::now());
+    ok(&mut state, &cart, json!({"total": 124.76}));
 
-    let payment = claim_named(&mut store, "payment");
+    let payment = claim_named(&mut state, "payment");
     assert_eq!(names(&payment.payload.dependency_results), ["cart"]);
     assert!(payment.payload.ancestor_results.is_empty(), "a parent is not repeated among the ancestors");
-    store.record(success_for(&payment, json!({"payment_id": "p-1"})), now, SystemTime::now());
+    ok(&mut state, &payment, json!({"payment_id": "p-1"}));
 
-    let inventory = claim_named(&mut store, "inventory");
+    let inventory = claim_named(&mut state, "inventory");
     assert_eq!(names(&inventory.payload.dependency_results), ["payment"]);
     assert_eq!(names(&inventory.payload.ancestor_results), ["cart"]);
     assert_eq!(*inventory.payload.ancestor_results["cart"], json!({"total": 124.76}));
-    store.record(success_for(&inventory, json!([1, 2])), now, SystemTime::now());
+    // Shared with the store, not copied.
+    assert!(Arc::strong_count(&inventory.payload.ancestor_results["cart"]) >= 2);
+    ok(&mut state, &inventory, json!([1, 2]));
 
-    let order = claim_named(&mut store, "order");
+    let order = claim_named(&mut state, "order");
     assert_eq!(names(&order.payload.dependency_results), ["cart", "inventory"]);
     assert_eq!(names(&order.payload.ancestor_results), ["payment"], "cart is a parent here, not an ancestor");
-    assert_eq!(*order.payload.ancestor_results["payment"], json!({"payment_id": "p-1"}));
-    // The side step is no ancestor of anything.
     assert!(!order.payload.ancestor_results.contains_key("side"));
-}
-
-#[test]
-fn ancestor_results_share_the_stored_value() {
-    let t = Arc::new(template(CHAIN));
-    let mut store = Store::with_seed(10, 1);
-    store.create_task(Arc::clone(&t), json!({}), SystemTime::now());
-    let now = Instant::now();
-    let cart = claim_named(&mut store, "cart");
-    store.record(success_for(&cart, json!({"big": "x".repeat(1000)})), now, SystemTime::now());
-    let payment = claim_named(&mut store, "payment");
-    store.record(success_for(&payment, json!(1)), now, SystemTime::now());
-    let first = claim_named(&mut store, "inventory");
-    // Held by the store and by this event: shared, not copied.
-    assert!(Arc::strong_count(&first.payload.ancestor_results["cart"]) >= 2);
-}
-
-fn failure_after(event: &StepExecutionEvent, retry_after: Option<Duration>) -> StepExecutionResult {
-    let mut error = StepExecutionError::new("busy", "RetryableError", true);
-    error.retry_after = retry_after;
-    error.error_code = Some("BUSY".into());
-    error.context = Some(json!({"attempt": event.payload.workflow_step.attempts}));
-    StepExecutionResult::failure(error).with_identity(event.identity())
 }
 
 const ONE_STEP: &str = "\
@@ -120,52 +106,22 @@ steps:
 ";
 
 #[test]
-fn retry_after_replaces_the_backoff_for_the_next_attempt() {
-    let t = Arc::new(template_with(ONE_STEP, &no_jitter(3, 100, 10_000)));
-    let mut store = Store::with_seed(10, 1);
-    let task = store.create_task(Arc::clone(&t), json!({}), SystemTime::now());
+fn retry_after_replaces_the_backoff_and_the_error_keeps_code_and_context() {
+    let t = Arc::new(template_with(ONE_STEP, &no_jitter(3, 60_000, 60_000)));
+    let mut state = state_with(&t);
     let t0 = Instant::now();
-
-    let first = store.claim(t0, DEFAULT_TIMEOUT).unwrap();
-    let outcome = store.record(failure_after(&first, Some(Duration::from_secs(5))), t0, SystemTime::now());
-    assert_eq!(outcome, RecordOutcome::RetryScheduled { delay: Duration::from_secs(5) });
-    assert!(store.claim(t0 + Duration::from_millis(4_999), DEFAULT_TIMEOUT).is_none(), "not before retry_after");
-    let second = store.claim(t0 + Duration::from_secs(5), DEFAULT_TIMEOUT).expect("due at retry_after");
-
-    // Without retry_after the policy's backoff applies again (100 ms * 2 after two failures).
-    let t1 = t0 + Duration::from_secs(5);
-    let outcome = store.record(failure_after(&second, None), t1, SystemTime::now());
-    assert_eq!(outcome, RecordOutcome::RetryScheduled { delay: Duration::from_millis(200) });
-
-    // The recorded error keeps the handler's code and context.
-    let view = store.task_status(&task).unwrap();
-    let error = view.steps[0].error.clone().unwrap();
-    assert_eq!(error.error_code.as_deref(), Some("BUSY"));
-    assert_eq!(error.context, Some(json!({"attempt": 2})));
-    assert_eq!(view.status, TaskStatus::InProgress.as_str());
-}
-
-#[test]
-fn retry_after_is_capped_at_a_day() {
-    let t = Arc::new(template_with(ONE_STEP, &no_jitter(3, 100, 10_000)));
-    let mut store = Store::with_seed(10, 1);
-    store.create_task(Arc::clone(&t), json!({}), SystemTime::now());
-    let now = Instant::now();
-    let first = store.claim(now, DEFAULT_TIMEOUT).unwrap();
-    let outcome = store.record(failure_after(&first, Some(Duration::from_secs(90 * 86_400))), now, SystemTime::now());
-    assert_eq!(outcome, RecordOutcome::RetryScheduled { delay: Duration::from_secs(86_400) });
-}
-
-#[test]
-fn retry_after_never_makes_a_permanent_failure_retry() {
-    let t = Arc::new(template_with(ONE_STEP, &no_jitter(3, 100, 10_000)));
-    let mut store = Store::with_seed(10, 1);
-    store.create_task(Arc::clone(&t), json!({}), SystemTime::now());
-    let now = Instant::now();
-    let first = store.claim(now, DEFAULT_TIMEOUT).unwrap();
-    let mut error = StepExecutionError::new("bad card", "PermanentError", false);
-    error.retry_after = Some(Duration::from_secs(1));
+    let mut out = Vec::new();
+    state.claim(t0, SystemTime::now(), 1, DEFAULT_TIMEOUT, &mut out);
+    let first = out.pop().unwrap();
+    let mut error = StepExecutionError::new("busy", "RetryableError", true);
+    error.retry_after = Some(Duration::from_millis(200));
+    error.error_code = Some("BUSY".into());
+    error.context = Some(json!({"queue": 9}));
     let outcome =
-        store.record(StepExecutionResult::failure(error).with_identity(first.identity()), now, SystemTime::now());
-    assert_eq!(outcome, RecordOutcome::Failed);
+        state.record(StepExecutionResult::failure(error).with_identity(first.identity()), t0, SystemTime::now());
+    assert_eq!(outcome.decision(), Some(AttemptDecision::Retry { delay: Duration::from_millis(200) }));
+    let view = state.task_status(&first.task_uuid).unwrap();
+    let recorded = view.steps[0].error.clone().unwrap();
+    assert_eq!(recorded.error_code.as_deref(), Some("BUSY"));
+    assert_eq!(recorded.context, Some(json!({"queue": 9})));
 }

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
-use tasker_worker::config::{OrchestrationConfig, RetryDefaults};
-use tasker_worker::orchestrator::{Orchestrator, OrchestratorError, TaskRequest};
-use tasker_worker::template::validate::{compile, compile_for, parse_yaml};
-use tasker_worker::template::{BackoffShape, TemplateError, TemplateRegistry, WorkflowTemplate};
+use tasker_worker::{
+    compile, compile_for, parse_yaml, BackoffShape, InputSchemaMode, MemoryLimits, MemoryStore, NewTask,
+    OrchestrationConfig, RetryDefaults, StoreError, TaskStore, TemplateError, TemplateRegistry, WorkflowTemplate,
+};
 
 const FILE: &str = "templates/refunds.yaml";
 
@@ -277,18 +277,34 @@ fn the_input_schema_checks_contexts_naming_path_and_rule() {
     assert_mentions(&missing, &["at / (rule `required`)", "amount_cents"]);
 }
 
-#[test]
-fn create_task_enforces_the_input_schema_and_keeps_nothing_on_refusal() {
-    let orchestrator = Orchestrator::new(OrchestrationConfig::default());
-    orchestrator.register_template(compiled(REFUNDS, None).unwrap());
-    let request =
-        |context| TaskRequest { namespace: "payments".into(), name: "refund_flow".into(), version: None, context };
-    let err = orchestrator.create_task(request(json!({"refund_id": "r-1", "amount_cents": -3}))).unwrap_err();
-    assert!(matches!(err, OrchestratorError::InvalidContext { .. }), "{err:?}");
+async fn store_with(template: WorkflowTemplate) -> MemoryStore {
+    let store = MemoryStore::new(MemoryLimits::default());
+    store.register_templates(vec![Arc::new(template)]).await.unwrap();
+    store
+}
+
+fn refund(context: serde_json::Value) -> NewTask {
+    NewTask::new("payments", "refund_flow", context)
+}
+
+#[tokio::test]
+async fn create_task_enforces_the_input_schema_and_creates_nothing_on_refusal() {
+    let store = store_with(compiled(REFUNDS, None).unwrap()).await;
+    let err = store.create_task(refund(json!({"refund_id": "r-1", "amount_cents": -3}))).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidContext(_)), "{err:?}");
     assert_mentions(&err.to_string(), &["payments/refund_flow@2.1.0", "/amount_cents", "minimum"]);
-    assert_eq!(orchestrator.stats().tasks_created, 0);
-    let uuid = orchestrator.create_task(request(json!({"refund_id": "r-1", "amount_cents": 3}))).unwrap();
-    assert_eq!(orchestrator.task_status(&uuid).unwrap().steps.len(), 3);
+    assert!(store.list_tasks(Default::default()).await.unwrap().is_empty());
+    let created = store.create_task(refund(json!({"refund_id": "r-1", "amount_cents": 3}))).await.unwrap();
+    assert_eq!(store.task_status(created.task_uuid).await.unwrap().steps.len(), 3);
+}
+
+#[tokio::test]
+async fn input_schema_warn_mode_creates_the_task_anyway() {
+    let mut template = compiled(REFUNDS, None).unwrap();
+    template.input_schema_mode = InputSchemaMode::Warn;
+    let store = store_with(template).await;
+    let created = store.create_task(refund(json!({"refund": "not the schema's keys"}))).await.unwrap();
+    assert_eq!(store.task_status(created.task_uuid).await.unwrap().steps.len(), 3);
 }
 
 #[test]
@@ -313,10 +329,6 @@ fn the_compiled_template_round_trips_through_serde_json() {
     // The schema is compiled again and still enforced.
     assert!(back.check_context(&json!({"refund_id": "r"})).is_err());
     assert!(back.check_context(&json!({"refund_id": "r", "amount_cents": 1})).is_ok());
-    // A round-tripped template runs like the original.
-    let orchestrator = Orchestrator::new(OrchestrationConfig::default());
-    let registered: Arc<WorkflowTemplate> = orchestrator.register_template(back);
-    assert_eq!(registered.steps.len(), 3);
 }
 
 #[test]
@@ -361,28 +373,10 @@ fn compile_without_environment_is_compile_for_none() {
 }
 
 #[test]
-fn input_schema_warn_mode_creates_the_task_anyway() {
-    let config = OrchestrationConfig {
-        input_schema: tasker_worker::config::InputSchemaMode::Warn,
-        ..OrchestrationConfig::default()
-    };
-    let orchestrator = Orchestrator::new(config);
-    orchestrator.register_template(compiled(REFUNDS, None).unwrap());
-    let request = TaskRequest {
-        namespace: "payments".into(),
-        name: "refund_flow".into(),
-        version: None,
-        context: json!({"refund": "not the schema's keys"}),
-    };
-    let uuid = orchestrator.create_task(request).unwrap();
-    assert_eq!(orchestrator.task_status(&uuid).unwrap().steps.len(), 3);
-}
-
-#[test]
 fn input_schema_mode_is_read_from_config_and_rejects_unknown_values() {
     let ok: OrchestrationConfig = toml::from_str("input_schema = \"warn\"").unwrap();
-    assert_eq!(ok.input_schema, tasker_worker::config::InputSchemaMode::Warn);
-    assert_eq!(OrchestrationConfig::default().input_schema, tasker_worker::config::InputSchemaMode::Enforce);
+    assert_eq!(ok.input_schema, InputSchemaMode::Warn);
+    assert_eq!(OrchestrationConfig::default().input_schema, InputSchemaMode::Enforce);
     let err = toml::from_str::<OrchestrationConfig>("input_schema = \"ignore\"").unwrap_err().to_string();
     assert!(err.contains("enforce") && err.contains("warn"), "{err}");
 }

@@ -20,9 +20,10 @@ use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value}
 use serde_json::{Map, Number, Value as Json};
 use uuid::Uuid;
 
-use tasker_worker::messages::{ResultMetadata, StepExecutionError, StepExecutionResult};
-use tasker_worker::orchestrator::TaskStatusView;
-use tasker_worker::time_format::rfc3339_millis;
+use tasker_worker::{
+    rfc3339_millis, ResultMetadata, StepExecutionError, StepExecutionResult, StoreStats, TaskStatusView, TaskSummary,
+    WorkerView,
+};
 
 use crate::errors::{argument, class_name, short_inspect, type_error};
 
@@ -53,6 +54,18 @@ pub fn string_or_symbol(ruby: &Ruby, value: Value, expected: &str) -> Result<Str
     Err(type_error(ruby, format!("{expected}, got {}", class_name(value))))
 }
 
+/// A time as the RFC 3339 String every Hash uses.
+fn time_str(at: std::time::SystemTime) -> String {
+    rfc3339_millis(at)
+}
+
+fn opt_json(ruby: &Ruby, value: Option<&Json>) -> Result<Value, Error> {
+    match value {
+        Some(v) => json_to_ruby(v),
+        None => Ok(ruby.qnil().as_value()),
+    }
+}
+
 /// A `task_status` Hash.
 pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error> {
     let hash = ruby.hash_new();
@@ -60,25 +73,30 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
     hash.aset("namespace", ruby.str_new(&view.namespace))?;
     hash.aset("name", ruby.str_new(&view.name))?;
     hash.aset("version", ruby.str_new(&view.version))?;
-    hash.aset("status", view.status)?;
+    hash.aset("status", view.status.as_str())?;
+    hash.aset("priority", view.priority)?;
     hash.aset("correlation_id", uuid_str(ruby, &view.correlation_id))?;
-    hash.aset("created_at", rfc3339_millis(view.created_at))?;
-    hash.aset("completed_at", view.finished_at.map(rfc3339_millis))?;
+    hash.aset("context", json_to_ruby(&view.context)?)?;
+    hash.aset("created_at", time_str(view.created_at))?;
+    hash.aset("completed_at", view.finished_at.map(time_str))?;
+    hash.aset("run_at", view.run_at.map(time_str))?;
+    hash.aset("idempotency_key", view.idempotency_key.as_deref())?;
+    hash.aset("cancel_requested_at", view.cancel_requested_at.map(time_str))?;
+    hash.aset("cancel_reason", view.cancel_reason.as_deref())?;
     let steps = ruby.ary_new_capa(view.steps.len());
     for step in &view.steps {
         let s = ruby.hash_new();
         s.aset("name", ruby.str_new(&step.name))?;
         s.aset("step_uuid", uuid_str(ruby, &step.step_uuid))?;
-        s.aset("status", step.status)?;
+        s.aset("status", step.status.as_str())?;
         s.aset("attempts", step.attempts)?;
         s.aset("max_attempts", step.max_attempts)?;
-        s.aset(
-            "result",
-            match &step.result {
-                Some(v) => json_to_ruby(v)?,
-                None => ruby.qnil().as_value(),
-            },
-        )?;
+        let dependencies = ruby.ary_new_capa(step.dependencies.len());
+        for name in &step.dependencies {
+            dependencies.push(ruby.str_new(name))?;
+        }
+        s.aset("dependencies", dependencies)?;
+        s.aset("result", opt_json(ruby, step.result.as_deref())?)?;
         s.aset(
             "error",
             match &step.error {
@@ -86,6 +104,19 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
                 None => ruby.qnil().as_value(),
             },
         )?;
+        let history = ruby.ary_new_capa(step.history.len());
+        for attempt in &step.history {
+            let a = ruby.hash_new();
+            a.aset("attempt", attempt.attempt)?;
+            a.aset("outcome", attempt.outcome.as_str())?;
+            a.aset("started_at", attempt.started_at.as_deref())?;
+            a.aset("completed_at", attempt.completed_at.as_deref())?;
+            a.aset("duration_ms", attempt.duration_ms)?;
+            a.aset("error_type", attempt.error_type.as_deref())?;
+            a.aset("message", attempt.message.as_deref())?;
+            history.push(a)?;
+        }
+        s.aset("history", history)?;
         steps.push(s)?;
     }
     hash.aset("steps", steps)?;
@@ -102,14 +133,59 @@ fn error_to_hash(ruby: &Ruby, error: &StepExecutionError) -> Result<RHash, Error
         backtrace.push(ruby.str_new(line))?;
     }
     hash.aset("backtrace", backtrace)?;
-    hash.aset("error_code", error.error_code.as_deref().map(|c| ruby.str_new(c)))?;
-    hash.aset(
-        "context",
-        match &error.context {
-            Some(v) => json_to_ruby(v)?,
-            None => ruby.qnil().as_value(),
-        },
-    )?;
+    hash.aset("error_code", error.error_code.as_deref())?;
+    hash.aset("context", opt_json(ruby, error.context.as_ref())?)?;
+    Ok(hash)
+}
+
+/// One task of a listing, as `TaskerCore.tasks` returns it.
+pub fn summary_to_hash(ruby: &Ruby, task: &TaskSummary) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset("task_uuid", uuid_str(ruby, &task.task_uuid))?;
+    hash.aset("status", task.status.as_str())?;
+    hash.aset("namespace", ruby.str_new(&task.namespace))?;
+    hash.aset("name", ruby.str_new(&task.name))?;
+    hash.aset("version", ruby.str_new(&task.version))?;
+    hash.aset("priority", task.priority)?;
+    hash.aset("created_at", time_str(task.created_at))?;
+    hash.aset("completed_at", task.finished_at.map(time_str))?;
+    Ok(hash)
+}
+
+/// The store's counts (`TaskerCore.stats` adds the channel's on top).
+pub fn stats_to_hash(ruby: &Ruby, stats: &StoreStats) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    let tasks = ruby.hash_new();
+    for (status, count) in &stats.tasks {
+        tasks.aset(status.as_str(), *count)?;
+    }
+    hash.aset("tasks", tasks)?;
+    hash.aset("steps_in_flight", stats.steps_in_flight)?;
+    hash.aset("steps_ready", stats.steps_ready)?;
+    hash.aset("steps_waiting_for_retry", stats.steps_waiting_for_retry)?;
+    hash.aset("workers_alive", stats.workers_alive)?;
+    let throughput = ruby.ary_new_capa(stats.throughput.len());
+    for minute in &stats.throughput {
+        let m = ruby.hash_new();
+        m.aset("minute", time_str(minute.minute))?;
+        m.aset("succeeded", minute.succeeded)?;
+        m.aset("failed", minute.failed)?;
+        throughput.push(m)?;
+    }
+    hash.aset("throughput", throughput)?;
+    Ok(hash)
+}
+
+/// One live worker, as `TaskerCore.workers` returns it.
+pub fn worker_to_hash(ruby: &Ruby, worker: &WorkerView) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset("worker_id", ruby.str_new(&worker.worker_id))?;
+    hash.aset("host", ruby.str_new(&worker.host))?;
+    hash.aset("pid", worker.pid)?;
+    hash.aset("started_at", time_str(worker.started_at))?;
+    hash.aset("heartbeat_age_ms", worker.heartbeat_age.as_millis().min(u64::MAX as u128) as u64)?;
+    hash.aset("in_flight", worker.in_flight)?;
+    hash.aset("concurrency", worker.concurrency)?;
     Ok(hash)
 }
 
@@ -367,8 +443,7 @@ pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult
             ),
         )
     })?;
-    let [success, result, metadata, error] =
-        known_keys(ruby, hash, "result", ["success", "result", "metadata", "error"])?;
+    let [success, result, metadata, error] = known_keys(ruby, hash, "result", crate::boundary::RESULT_KEYS)?;
     let success = match success {
         Some(v) => bool_at(ruby, v, "result[\"success\"]")?,
         None => return Err(argument(ruby, "result: missing required key \"success\" (true or false)")),
@@ -400,12 +475,8 @@ pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult
 fn metadata_from_ruby(ruby: &Ruby, value: Value) -> Result<ResultMetadata, Error> {
     let hash = RHash::from_value(value)
         .ok_or_else(|| type_error(ruby, format!("result[\"metadata\"] must be a Hash, got {}", class_name(value))))?;
-    let [execution_time_ms, started_at, completed_at, retryable, custom] = known_keys(
-        ruby,
-        hash,
-        "result[\"metadata\"]",
-        ["execution_time_ms", "started_at", "completed_at", "retryable", "custom"],
-    )?;
+    let [execution_time_ms, started_at, completed_at, retryable, custom] =
+        known_keys(ruby, hash, "result[\"metadata\"]", crate::boundary::METADATA_KEYS)?;
     let execution_time_ms = match present(execution_time_ms) {
         None => None,
         Some(v) => Some(non_negative_ms(ruby, v, "result[\"metadata\"][\"execution_time_ms\"]")?),
@@ -441,12 +512,8 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
     let hash = RHash::from_value(value).ok_or_else(|| {
         type_error(ruby, format!("result[\"error\"] must be a Hash with \"message\", got {}", class_name(value)))
     })?;
-    let [message, error_type, retryable, backtrace, error_code, context, retry_after] = known_keys(
-        ruby,
-        hash,
-        "result[\"error\"]",
-        ["message", "error_type", "retryable", "backtrace", "error_code", "context", "retry_after"],
-    )?;
+    let [message, error_type, retryable, backtrace, error_code, context, retry_after] =
+        known_keys(ruby, hash, "result[\"error\"]", crate::boundary::ERROR_KEYS)?;
     let message = match present(message) {
         Some(v) => string_at(ruby, v, "result[\"error\"][\"message\"]")?,
         None => return Err(argument(ruby, "result[\"error\"]: missing required key \"message\"")),
@@ -473,14 +540,16 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
             None => vec![string_at(ruby, v, "result[\"error\"][\"backtrace\"]")?],
         },
     };
-    let error_code =
+    let mut error = StepExecutionError::new(message, error_type, retryable);
+    error.backtrace = backtrace;
+    error.error_code =
         present(error_code).map(|v| string_at(ruby, v, "result[\"error\"][\"error_code\"]")).transpose()?;
-    let context = present(context).map(|v| ruby_to_json(ruby, v, "result[\"error\"][\"context\"]")).transpose()?;
-    let retry_after = match present(retry_after) {
-        None => None,
+    error.context = present(context).map(|v| ruby_to_json(ruby, v, "result[\"error\"][\"context\"]")).transpose()?;
+    error.retry_after = match present(retry_after) {
         Some(v) => seconds_arg(ruby, v, "result[\"error\"][\"retry_after\"]")?,
+        None => None,
     };
-    Ok(StepExecutionError { message, error_type, retryable, backtrace, retry_after, error_code, context })
+    Ok(error)
 }
 
 /// A UUID given as a String; `what` names the argument in errors.

@@ -14,7 +14,7 @@
 
 use magnus::{method, prelude::*, Error, RClass, RHash, RModule, Ruby, Value};
 
-use tasker_worker::messages::FfiStepEvent;
+use tasker_worker::FfiStepEvent;
 
 use crate::event;
 use crate::raw::{self, build};

@@ -33,7 +33,7 @@ module TaskerCore
       # @param event [TaskerCore::StepEvent, Hash] from TaskerCore::FFI.next_step_event
       #   or TaskerCore::FFI.poll_step_events
       # @param received_at [Float, nil] monotonic receipt time (now when nil)
-      # @param ffi [#event_pending?, nil] the core (TaskerCore::FFI when nil)
+      # @param ffi [#event_cancelled?, nil] the core (TaskerCore::FFI when nil)
       # @param stopping [#call, nil] answers true once the worker is stopping
       # @param clock [#call, nil] monotonic clock (for tests)
       def initialize(event, received_at: nil, ffi: nil, stopping: nil, clock: nil)
@@ -265,7 +265,8 @@ module TaskerCore
       end
 
       # True when the handler should give up: the deadline has passed, the worker is
-      # stopping, or the core no longer waits for this event (it already failed it).
+      # stopping, the task is being cancelled, or the core no longer waits for this event
+      # (it already failed it).
       # Long-running handlers should check it between units of work. Once true it stays
       # true. The core is asked at most every {PENDING_CHECK_INTERVAL} seconds.
       # @return [Boolean]
@@ -273,7 +274,7 @@ module TaskerCore
         return true if @cancelled
         return @cancelled = true if expired? || @stopping&.call
 
-        @cancelled = !event_pending?
+        @cancelled = event_cancelled?
       end
 
       private
@@ -282,15 +283,15 @@ module TaskerCore
         @clock ? @clock.call : Clock.monotonic
       end
 
-      def event_pending?
+      def event_cancelled?
         checked_at = now
-        return @last_pending if @pending_checked_at && checked_at - @pending_checked_at < PENDING_CHECK_INTERVAL
+        return @last_cancelled if @pending_checked_at && checked_at - @pending_checked_at < PENDING_CHECK_INTERVAL
 
         @pending_checked_at = checked_at
-        @last_pending = begin
-          (@ffi || TaskerCore::FFI).event_pending?(event_id) == true
+        @last_cancelled = begin
+          (@ffi || TaskerCore::FFI).event_cancelled?(event_id) != false
         rescue StandardError
-          false # the core is gone or refused: nothing would accept this step's result
+          true # the core is gone or refused: nothing would accept this step's result
         end
       end
     end

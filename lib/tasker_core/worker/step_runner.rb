@@ -98,7 +98,7 @@ module TaskerCore
         message = "the handler's result for step '#{context.step_name}' could not be sent to the core " \
                   "(#{e.class}: #{e.message}); results must be JSON-like (nil, true/false, Integer, " \
                   "finite Float, String, Array, Hash)"
-        @logger.warn("tasker_core: #{message}")
+        @logger.warn("#{message}")
         fallback = with_metadata(failure(message, INVALID_RESULT, false), timing)
         begin
           [deliver(context, fallback), fallback]
@@ -117,7 +117,7 @@ module TaskerCore
 
       def completion_failed(context, error)
         @stats&.increment(:completion_errors)
-        @logger.error("tasker_core: could not complete step '#{context.step_name}' (event #{context.event_id}): " \
+        @logger.error("could not complete step '#{context.step_name}' (event #{context.event_id}): " \
                       "#{error.class}: #{error.message}; the core will fail it at its deadline")
       end
 

@@ -29,9 +29,12 @@ use serde_json::Value;
 
 pub use backoff_shape::BackoffShape;
 pub use environment::{EnvironmentOverride, HandlerOverride, StepOverride};
-pub use input_schema::{ContextError, InputSchema};
+pub use input_schema::{ContextError, InputSchema, Violation};
 pub use registry::TemplateRegistry;
-pub use validate::TemplateError;
+pub use validate::{
+    compile, compile_for, parse_yaml, template_id, ErrorContext, Problem, TemplateError, MAX_ATTEMPTS_LIMIT,
+    MAX_BACKOFF_LIMIT_MS, MAX_TIMEOUT_SECONDS,
+};
 
 /// A task template as written in YAML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +61,9 @@ pub struct TaskTemplate {
     /// A JSON Schema every task context must match at `create_task`.
     #[serde(default)]
     pub input_schema: Option<Value>,
+    /// At most this many steps of this template's tasks run at once, across every worker.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
     pub steps: Vec<StepTemplate>,
     /// Per-environment step overrides; only the running environment's are applied.
     #[serde(default)]
@@ -225,6 +231,10 @@ pub struct WorkflowTemplate {
     /// Checked against every task context at creation, when the template has one.
     #[serde(default)]
     pub input_schema: Option<InputSchema>,
+    /// Whether a context breaking `input_schema` is refused or only logged
+    /// (`orchestration.input_schema`, set when the template is loaded).
+    #[serde(default)]
+    pub input_schema_mode: crate::config::InputSchemaMode,
     #[serde(default)]
     pub metadata: Option<TemplateMetadata>,
     #[serde(default)]
@@ -236,6 +246,8 @@ pub struct WorkflowTemplate {
     /// The environment whose `environments` overrides were applied, if any were.
     #[serde(default)]
     pub environment: Option<String>,
+    /// At most this many of its steps in flight at once, across every worker.
+    pub max_in_flight: Option<u32>,
     /// The file the template came from, when it came from a file.
     pub source: Option<PathBuf>,
 }
@@ -255,6 +267,22 @@ impl WorkflowTemplate {
         match &self.input_schema {
             Some(schema) => schema.check(context),
             None => Ok(()),
+        }
+    }
+
+    /// [`check_context`](Self::check_context) under `input_schema_mode`: in `warn` mode a
+    /// violation is logged and the context admitted.
+    pub fn admit_context(&self, context: &Value) -> Result<(), ContextError> {
+        match (self.check_context(context), self.input_schema_mode) {
+            (Err(error), crate::config::InputSchemaMode::Warn) => {
+                tracing::warn!(
+                    template = %format!("{}/{}@{}", self.namespace, self.name, self.version),
+                    %error,
+                    "task created although its context breaks the input_schema"
+                );
+                Ok(())
+            }
+            (outcome, _) => outcome,
         }
     }
 
@@ -290,6 +318,8 @@ impl WorkflowTemplate {
             "domain_events": self.domain_events,
             "input_schema": self.input_schema.as_ref().map(InputSchema::schema),
             "environment": self.environment,
+            "input_schema_mode": self.input_schema_mode,
+            "max_in_flight": self.max_in_flight,
             "source": self.source.as_ref().map(|p| p.display().to_string()),
             "steps": steps,
         })

@@ -76,7 +76,11 @@ impl TemplateRegistry {
 
     /// Adds a template, or replaces the one with the same namespace, name and version.
     pub fn register(&mut self, template: WorkflowTemplate) -> Arc<WorkflowTemplate> {
-        let template = Arc::new(template);
+        self.register_shared(Arc::new(template))
+    }
+
+    /// `register` for a template already shared.
+    pub fn register_shared(&mut self, template: Arc<WorkflowTemplate>) -> Arc<WorkflowTemplate> {
         let previous = self
             .templates
             .entry(template.namespace.clone())
@@ -97,7 +101,8 @@ impl TemplateRegistry {
         template
     }
 
-    /// Finds a template; `version: None` answers the highest semantic version.
+    /// Finds a template; `version: None` answers the highest semantic version that is not
+    /// a prerelease (a prerelease runs only when its version is named).
     ///
     /// Errors say what is known instead: the namespaces when the namespace is unknown, the
     /// template names of the namespace when the name is unknown, the versions when the
@@ -124,7 +129,17 @@ impl TemplateRegistry {
         };
         let available = || versions.keys().map(ToString::to_string).collect::<Vec<_>>();
         let found = match version {
-            None => versions.values().next_back(),
+            None => {
+                let stable = versions.iter().rev().find(|(version, _)| version.pre.is_empty());
+                let Some((_, template)) = stable else {
+                    return Err(TemplateError::OnlyPrereleases {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        available: available(),
+                    });
+                };
+                Some(template)
+            }
             Some(requested) => {
                 let key = semver::Version::parse(requested).map_err(|err| TemplateError::InvalidRequestedVersion {
                     namespace: namespace.to_owned(),

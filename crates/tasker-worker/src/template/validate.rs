@@ -85,6 +85,11 @@ pub enum TemplateError {
     #[error("task template {namespace}/{name} has no version {version} (available versions: {})", available.join(", "))]
     UnknownVersion { namespace: String, name: String, version: String, available: Vec<String> },
 
+    /// No version was asked for and every version is a prerelease, which runs only when
+    /// named.
+    #[error("task template {namespace}/{name} has only prerelease versions ({}); a prerelease runs only when its version is named", available.join(", "))]
+    OnlyPrereleases { namespace: String, name: String, available: Vec<String> },
+
     /// The version asked for is not a semantic version.
     #[error("task template {namespace}/{name}: requested version {version:?} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0): {reason} (available versions: {})", available.join(", "))]
     InvalidRequestedVersion { namespace: String, name: String, version: String, reason: String, available: Vec<String> },
@@ -187,6 +192,8 @@ pub enum Problem {
     InvalidVersion { version: String, reason: String },
     #[error("`steps` is empty: a template needs at least one step")]
     NoSteps,
+    #[error("`max_in_flight` must be at least 1 (leave it out for no limit)")]
+    MaxInFlightZero,
     #[error("step `name` is empty")]
     EmptyStepName,
     #[error("step name {name:?} is used by more than one step (steps[{first}] and steps[{second}])")]
@@ -433,6 +440,9 @@ pub fn compile_for(
             problem: Problem::InvalidInputSchema { reason },
         })?),
     };
+    if template.max_in_flight == Some(0) {
+        return Err(invalid(Problem::MaxInFlightZero));
+    }
 
     // Names first, so dependency errors can rely on a unique, non-empty name per step.
     let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(template.steps.len());
@@ -530,11 +540,13 @@ pub fn compile_for(
         dependents,
         ancestors,
         input_schema,
+        input_schema_mode: Default::default(),
         metadata: template.metadata,
         task_handler: template.task_handler,
         system_dependencies: template.system_dependencies,
         domain_events: template.domain_events,
         environment: if applied { environment.map(str::to_owned) } else { None },
+        max_in_flight: template.max_in_flight,
         source,
     })
 }
