@@ -1,11 +1,18 @@
 # frozen_string_literal: true
 
+require "date"
+require "securerandom"
+require "time"
 require "tasker_core/version"
-# Errors first: the native extension looks up TaskerCore::Errors::* when it loads.
+# Errors and the handler-facing Hash class first: the native extension looks them up
+# when it loads.
 require "tasker_core/errors"
+require "tasker_core/types/indifferent_hash"
 require "tasker_core/tasker_core"
 require "tasker_core/ffi"
 require "tasker_core/logging"
+require "tasker_core/logger"
+require "tasker_core/types"
 require "tasker_core/clock"
 require "tasker_core/step_handler/result"
 require "tasker_core/step_handler/base"
@@ -34,6 +41,18 @@ module TaskerCore
                     priority: 0)
       TaskClient.new.create_task(namespace: namespace, name: name, version: version, context: context,
                                  idempotency_key: idempotency_key, run_at: run_at, delay: delay, priority: priority)
+    end
+
+    # Every loaded task template, ordered by namespace, name and version: "namespace",
+    # "name", "version", "description", "metadata", "task_handler",
+    # "system_dependencies", "domain_events", "input_schema", "environment" (whose
+    # overrides were applied), "source" and "steps" (each with "name", "description",
+    # "handler", "dependencies", "retry" (with "backoff"), "timeout_seconds", "inputs",
+    # "system_dependency", "publishes_events").
+    # @return [Array<Hash>]
+    # @raise [TaskerCore::Errors::NotRunningError] before the core is started
+    def templates
+      FFI.templates
     end
 
     # @param task_uuid [String]

@@ -24,15 +24,15 @@ mod worker;
 pub use bootstrap::{BootstrapRequest, DATABASE_URL_ENV, DISPATCH_KEYS, TEMPLATE_PATH_ENV};
 pub use config::{
     embedded_files, CompletionConfig, ConfigError, ConfigLoader, ConfigSource, EmbeddedFile, EmbeddedStoreConfig,
-    FfiDispatchConfig, HandlerDispatchConfig, KeyProblem, MpscChannelsConfig, OrchestrationConfig, RetryDefaults,
-    StorageConfig, TaskerConfig, WorkerChannelsConfig, WorkerConfig, CONFIG_ROOT_VAR, DEFAULT_ENVIRONMENT,
-    ENVIRONMENT_VAR, OVERRIDES_LABEL,
+    FfiDispatchConfig, HandlerDispatchConfig, InputSchemaMode, KeyProblem, MpscChannelsConfig, OrchestrationConfig,
+    RetryDefaults, StorageConfig, TaskerConfig, WorkerChannelsConfig, WorkerConfig, CONFIG_ROOT_VAR,
+    DEFAULT_ENVIRONMENT, ENVIRONMENT_VAR, OVERRIDES_LABEL,
 };
 pub use messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, ResultMetadata, StepExecutionError, StepExecutionEvent,
     StepExecutionResult, StepIdentity, TaskInfo, TaskSequenceStep, WorkflowStepInfo,
 };
-pub use store::events::{approx_json_bytes, json_kind, step_event, ClaimedStep};
+pub use store::events::{ancestor_results, approx_json_bytes, json_kind, step_event, ClaimedStep};
 pub use store::memory::{MemoryCounts, MemoryLimits, MemoryState, MemoryStore};
 pub use store::{
     AttemptRecord, Backend, CancelOutcome, ChangeFeed, Claimed, CreatedTask, FinishWait, MinuteThroughput, NewTask,
@@ -44,9 +44,10 @@ pub use system::{
     redact_url, wait_for_task, Liveness, StartOutcome, StopReport, System, SystemError, WaitOutcome, WorkerStatus,
 };
 pub use template::{
-    compile, parse_yaml, template_id, ErrorContext, HandlerSpec, Problem, RetryPolicy, RetrySpec, StepDefinition,
-    StepTemplate, TaskTemplate, TemplateError, TemplateRegistry, WorkflowTemplate, MAX_ATTEMPTS_LIMIT,
-    MAX_BACKOFF_LIMIT_MS, MAX_TIMEOUT_SECONDS,
+    compile, compile_for, parse_yaml, template_id, BackoffShape, ContextError, DomainEventDefinition,
+    EnvironmentOverride, ErrorContext, HandlerOverride, HandlerSpec, InputSchema, Problem, RetryPolicy, RetrySpec,
+    StepDefinition, StepOverride, StepTemplate, SystemDependencies, TaskTemplate, TemplateError, TemplateMetadata,
+    TemplateRegistry, Violation, WorkflowTemplate, MAX_ATTEMPTS_LIMIT, MAX_BACKOFF_LIMIT_MS, MAX_TIMEOUT_SECONDS,
 };
 pub use time_format::{hex, rfc3339_millis};
 pub use worker::counters::{CounterSnapshot, PipelineCounters};

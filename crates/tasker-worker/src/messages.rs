@@ -47,6 +47,10 @@ pub struct TaskSequenceStep {
     pub workflow_step: WorkflowStepInfo,
     /// Parent step name → that step's result value.
     pub dependency_results: BTreeMap<String, Arc<Value>>,
+    /// Every other ancestor (grandparents and further up) → its result value. Upstream
+    /// handlers read any ancestor by name; these are shared, and converted for a
+    /// handler only when it asks for one.
+    pub ancestor_results: BTreeMap<String, Arc<Value>>,
     pub step_definition: Arc<StepDefinition>,
 }
 

@@ -309,11 +309,21 @@ impl System {
     // ------------------------------------------------------------------ templates
 
     /// Loads every template under `dir` and registers them with the store; all or
-    /// nothing. Returns how many.
+    /// nothing. Returns how many. Each template's `environments.<env>` overrides for
+    /// this system's environment are applied, and `orchestration.input_schema` decides
+    /// how its `input_schema` is applied.
     pub fn load_templates(&self, dir: &Path) -> Result<usize, SystemError> {
         let mut fresh = TemplateRegistry::new();
-        let count = fresh.load_dir(dir, &self.config.orchestration.default_retry)?;
-        let templates: Vec<Arc<WorkflowTemplate>> = fresh.iter().cloned().collect();
+        let count = fresh.load_dir_for(dir, &self.config.orchestration.default_retry, Some(&self.environment))?;
+        let mode = self.config.orchestration.input_schema;
+        let templates: Vec<Arc<WorkflowTemplate>> = fresh
+            .iter()
+            .map(|t| {
+                let mut template = WorkflowTemplate::clone(t);
+                template.input_schema_mode = mode;
+                Arc::new(template)
+            })
+            .collect();
         self.block_on(self.store.register_templates(templates))?;
         self.templates_loaded.fetch_add(count as u64, Ordering::Relaxed);
         Ok(count)

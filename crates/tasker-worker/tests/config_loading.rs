@@ -115,7 +115,7 @@ fn shipped_base_files_set_every_leaf_key_of_the_defaults() {
     let missing: Vec<_> = expected.difference(&in_base).collect();
     assert!(missing.is_empty(), "keys of TaskerConfig missing from config/tasker/base: {missing:?}");
     assert!(expected.contains(&format!("{HD}.max_concurrent_handlers")));
-    assert_eq!(expected.len(), 22, "leaf count of TaskerConfig changed: {expected:?}");
+    assert_eq!(expected.len(), 23, "leaf count of TaskerConfig changed: {expected:?}");
 }
 
 #[test]

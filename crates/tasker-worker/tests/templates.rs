@@ -357,7 +357,7 @@ fn rejects_a_cycle_that_is_not_reachable_from_a_root() {
 
 #[test]
 fn rejects_max_attempts_out_of_range() {
-    for value in [0, 1001] {
+    for value in [1001, 5000] {
         let msg = error_of(&with_steps(&format!(
             "  - name: pay\n    handler: {{ callable: A }}\n    retry: {{ max_attempts: {value} }}\n"
         )));

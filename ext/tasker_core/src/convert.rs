@@ -1,9 +1,12 @@
 //! Conversions between Ruby values and the core's types.
 //!
 //! Rust → Ruby: events, task status, metrics, JSON values (Hashes with String keys).
-//! Ruby → Rust: JSON-like values (nil, true, false, Integer, Float, String, Symbol,
-//! Array, Hash with String or Symbol keys), step results, UUIDs and durations. Every
-//! rejection names the offending key path, e.g. `result["metadata"]["custom"][2]`.
+//! Ruby → Rust: JSON-like values (nil, true, false, Integer of any size, Float, String,
+//! Symbol, Array, Hash with String or Symbol keys), step results, UUIDs and durations.
+//! Every rejection names the offending key path, e.g. `result["metadata"]["custom"][2]`.
+//!
+//! Integers keep their exact value both ways: a JSON number is kept as its decimal text
+//! (serde_json's `arbitrary_precision`), so a Ruby Bignum travels as its digits.
 //!
 //! All of this runs on a Ruby thread holding the GVL. Ruby values only live on the
 //! stack for the length of one call; nothing here stores one.
@@ -271,10 +274,7 @@ impl<'r> JsonReader<'r> {
             if let Ok(n) = i.to_i64() {
                 return Ok(Json::Number(n.into()));
             }
-            if let Ok(n) = i.to_u64() {
-                return Ok(Json::Number(n.into()));
-            }
-            return Err(self.arg_error("integer does not fit in 64 bits"));
+            return self.bignum(value);
         }
         if let Some(f) = Float::from_value(value) {
             let n = f.to_f64();
@@ -306,6 +306,21 @@ impl<'r> JsonReader<'r> {
             class_name(value),
             short_inspect(value)
         )))
+    }
+
+    /// An Integer beyond 64 bits, as its decimal digits.
+    fn bignum(&mut self, value: Value) -> Result<Json, Error> {
+        // SAFETY: a live Integer on this Ruby thread; `rb_big2str` returns a new String.
+        let digits = unsafe { rb_sys::rb_big2str(value.as_raw(), 10) };
+        // SAFETY: the VALUE just returned is a live String.
+        let digits = unsafe { <Value as magnus::rb_sys::FromRawValue>::from_raw(digits) };
+        let digits = RString::from_value(digits).ok_or_else(|| self.arg_error("integer has no decimal digits"))?;
+        self.count_bytes(digits.len())?;
+        let text = digits.to_string().map_err(|_| self.arg_error("integer digits are not ASCII"))?;
+        if text.is_empty() || !text.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.arg_error(format!("{text:?} is not an integer's digits")));
+        }
+        Ok(Json::Number(Number::from_string_unchecked(text)))
     }
 
     fn hash_key(&mut self, key: Value) -> Result<String, Error> {

@@ -126,7 +126,8 @@ fn constants_for(ruby: &Ruby, event: &FfiStepEvent) -> Result<StepConstants, Err
         // SAFETY: inside `build`, on a Ruby thread; nothing here needs dropping.
         unsafe {
             let callable = raw::permanent(raw::string(&definition.handler.callable));
-            let initialization = definition.handler.initialization.as_ref().map_or(raw::QNIL, |v| raw::json(v));
+            let initialization =
+                definition.handler.initialization.as_ref().map_or(raw::QNIL, |v| raw::json_indifferent(v));
             deep_freeze(initialization);
             made = Some(StepConstants {
                 definition: raw::permanent(definition_hash(keys, definition, callable, initialization)),

@@ -52,7 +52,7 @@ fn settle<R>(ruby: &Ruby, what: &str, unlocked: Unlocked<R>) -> Result<Option<R>
 /// Runs a store call to its end. A store that waits on I/O runs without the GVL and can
 /// be interrupted (Ctrl-C, `Thread#kill`, `Timeout`); the in-memory store answers in
 /// microseconds and keeps it.
-fn store_call<R>(
+pub(crate) fn store_call<R>(
     ruby: &Ruby,
     system: &System,
     what: &str,

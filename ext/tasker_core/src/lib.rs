@@ -20,8 +20,9 @@ mod options;
 mod raw;
 mod step_event;
 mod system;
+mod templates;
 
-use magnus::{function, prelude::*, Error, Ruby};
+use magnus::{function, prelude::*, Error, Ruby, Value};
 
 /// The core's own allocations (events, results, task state) go through mimalloc: they are
 /// made on tokio threads and freed on Ruby threads and back, which glibc's malloc
@@ -34,6 +35,12 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::define_classes(ruby)?;
     system::install_fork_hook();
     event::init(ruby)?;
+    // The handler-facing Hash class, when lib/tasker_core/types/indifferent_hash.rb came first.
+    let indifferent: Value =
+        ruby.eval("defined?(TaskerCore::Types::IndifferentHash) && TaskerCore::Types::IndifferentHash")?;
+    if let Some(class) = magnus::RClass::from_value(indifferent) {
+        raw::set_indifferent_class(magnus::rb_sys::AsRawValue::as_raw(class));
+    }
     let core = ruby.define_module("TaskerCore")?;
     step_event::define(ruby, core)?;
     let module = core.define_module("FFI")?;
@@ -51,6 +58,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     module.define_module_function("create_task", function!(ffi::create_task, -1))?;
     module.define_module_function("task_status", function!(ffi::task_status, 1))?;
     module.define_module_function("wait_for_task", function!(ffi::wait_for_task, 2))?;
+    module.define_module_function("templates", function!(templates::templates, 0))?;
     module.define_module_function("cancel_task", function!(ffi::cancel_task, 2))?;
     module.define_module_function("retry_task", function!(ffi::retry_task, 1))?;
     module.define_module_function("tasks", function!(ffi::tasks, 1))?;

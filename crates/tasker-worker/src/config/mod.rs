@@ -108,11 +108,17 @@ pub struct OrchestrationConfig {
     pub template_path: String,
     /// Retry policy of steps whose template does not set one.
     pub default_retry: RetryDefaults,
+    /// What `create_task` does with a context that breaks its template's `input_schema`.
+    pub input_schema: InputSchemaMode,
 }
 
 impl Default for OrchestrationConfig {
     fn default() -> Self {
-        Self { template_path: String::new(), default_retry: RetryDefaults::default() }
+        Self {
+            template_path: String::new(),
+            default_retry: RetryDefaults::default(),
+            input_schema: InputSchemaMode::default(),
+        }
     }
 }
 
@@ -148,6 +154,18 @@ impl Default for EmbeddedStoreConfig {
             max_unfinished_tasks: 100_000,
         }
     }
+}
+
+/// `orchestration.input_schema`: how a template's `input_schema` is applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputSchemaMode {
+    /// Refuse the task, naming every violation (the default).
+    #[default]
+    Enforce,
+    /// Create the task anyway and log the violations as a warning. For workflows brought
+    /// from upstream tasker-core, which does not check contexts against the schema.
+    Warn,
 }
 
 /// `[orchestration.default_retry]`.

@@ -90,7 +90,14 @@ mod tests {
     use crate::messages::StepExecutionError;
 
     fn policy(max_attempts: u32) -> RetryPolicy {
-        RetryPolicy { retryable: true, max_attempts, backoff_base_ms: 100, max_backoff_ms: 10_000, jitter: 0.0 }
+        RetryPolicy {
+            retryable: true,
+            max_attempts,
+            backoff: crate::template::BackoffShape::Exponential,
+            backoff_base_ms: 100,
+            max_backoff_ms: 10_000,
+            jitter: 0.0,
+        }
     }
 
     fn failure(retryable: bool) -> StepExecutionResult {

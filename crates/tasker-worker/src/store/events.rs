@@ -1,5 +1,6 @@
 //! Building the event of a claimed step, the same way for every store: the task, the
-//! step, its parents' results and its definition from the template.
+//! step, its parents' results, the results of its other finished ancestors (shared, and
+//! converted for a handler only when it asks) and its definition from the template.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,25 @@ pub struct ClaimedStep<'a> {
     pub span_id: String,
     /// Parent step name → that step's result.
     pub dependency_results: BTreeMap<String, Arc<Value>>,
+    /// Every other finished ancestor's name → its result (see [`ancestor_results`]).
+    pub ancestor_results: BTreeMap<String, Arc<Value>>,
     pub ready_at: Option<SystemTime>,
+}
+
+/// The results of step `index`'s ancestors beyond its parents (the template's
+/// precomputed `ancestors` list) that have one; `result_of(i)` answers step `i`'s result.
+pub fn ancestor_results(
+    template: &WorkflowTemplate,
+    index: usize,
+    result_of: impl Fn(usize) -> Option<Arc<Value>>,
+) -> BTreeMap<String, Arc<Value>> {
+    template
+        .ancestors
+        .get(index)
+        .into_iter()
+        .flatten()
+        .filter_map(|&ancestor| Some((template.steps[ancestor].name.clone(), result_of(ancestor)?)))
+        .collect()
 }
 
 /// The event handed to a handler for `step`; its deadline is the step's own timeout, or
@@ -61,6 +80,7 @@ pub fn step_event(step: ClaimedStep<'_>, default_timeout: Duration) -> StepExecu
                 inputs: Arc::clone(&definition.inputs),
             },
             dependency_results: step.dependency_results,
+            ancestor_results: step.ancestor_results,
             step_definition: definition,
         },
     }

@@ -76,6 +76,7 @@ pub fn event_for(template: &WorkflowTemplate, index: usize, timeout: Duration) -
                 inputs: Arc::clone(&definition.inputs),
             },
             dependency_results: BTreeMap::new(),
+            ancestor_results: BTreeMap::new(),
             step_definition: definition,
         },
     }

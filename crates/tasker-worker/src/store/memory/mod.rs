@@ -227,15 +227,21 @@ impl TaskStore for MemoryStore {
     }
 }
 
-/// The context must be a JSON object.
-pub(crate) fn check_context(_template: &WorkflowTemplate, context: &serde_json::Value) -> Result<(), StoreError> {
+/// The context must be a JSON object, and match the template's `input_schema` (unless
+/// the template was loaded with `orchestration.input_schema = "warn"`).
+pub(crate) fn check_context(template: &WorkflowTemplate, context: &serde_json::Value) -> Result<(), StoreError> {
     if !context.is_object() {
         return Err(StoreError::InvalidContext(format!(
             "task context must be a JSON object (a Hash), got {}",
             super::events::json_kind(context)
         )));
     }
-    Ok(())
+    template.admit_context(context).map_err(|error| {
+        StoreError::InvalidContext(format!(
+            "task {}/{}@{}: {error}",
+            template.namespace, template.name, template.version
+        ))
+    })
 }
 
 /// A listing's limit must be 1..=1000.

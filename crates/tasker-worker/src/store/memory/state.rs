@@ -524,6 +524,8 @@ impl MemoryState {
                     (template.steps[parent].name.clone(), value)
                 })
                 .collect();
+            let ancestor_results =
+                crate::store::events::ancestor_results(template, index, |i| task.steps[i].result.clone());
             let event = step_event(
                 ClaimedStep {
                     template,
@@ -537,6 +539,7 @@ impl MemoryState {
                     event_id,
                     span_id: hex(u128::from(self.rng.u64(1..)), 16),
                     dependency_results,
+                    ancestor_results,
                     ready_at,
                 },
                 default_timeout,
