@@ -93,6 +93,7 @@ module TaskerCore
         @share = CoreShare.for(ffi)
         @share.attach(self, started_core: @started_core)
         begin
+          check_handlers(info)
           launch(info)
         rescue Exception # rubocop:disable Lint/RescueException -- undo the bootstrap, then re-raise
           leave_core
@@ -187,6 +188,29 @@ module TaskerCore
                                stats: @stats, logger: logger)
       @manager.start
       @watchdog.start
+    end
+
+    # Every step of the templates this worker loaded must name a handler class that is
+    # defined now: a typo fails here, at start, not when a task reaches the step.
+    def check_handlers(info)
+      path = info.is_a?(Hash) && info["template_path"]
+      return unless path && ffi.respond_to?(:templates)
+
+      root = File.expand_path(path)
+      problems = ffi.templates.filter_map do |template|
+        source = template["source"]
+        next unless source && File.expand_path(source).start_with?("#{root}/")
+
+        template["steps"].filter_map do |step|
+          problem = @registry.problem_with(step.dig("handler", "callable"))
+          "step #{step['name']} of #{template['namespace']}/#{template['name']} #{template['version']} " \
+            "(#{source}): #{problem}" if problem
+        end
+      end.flatten
+      return if problems.empty?
+
+      raise Errors::ConfigurationError,
+            "#{problems.size} step(s) name a handler this worker cannot run:\n  #{problems.join("\n  ")}"
     end
 
     def read_config(info)

@@ -156,6 +156,8 @@ RSpec.describe "Task controls (TaskerCore.cancel_task, retry_task, tasks, stats,
       expect { create(workflow, {}, run_at: Time.now, delay: 1) }.to raise_error(ArgumentError, /not both/)
       expect { create(workflow, {}, priority: 2**40) }.to raise_error(ArgumentError, /priority must be an Integer between/)
       expect { create(workflow, {}, idempotency_key: "") }.to raise_error(ArgumentError, /idempotency_key/)
+      expect { create(workflow, { a: 1, "a" => 2 }) }
+        .to raise_error(ArgumentError, /context: the key "a" appears twice, as a String and as a Symbol/)
       expect { ffi.create_task(workflow.namespace, workflow.name, nil, {}, { colour: 1 }) }
         .to raise_error(ArgumentError, /unknown create_task option :colour/)
     end

@@ -43,3 +43,17 @@ RSpec.describe "TaskerCore::Workers sharing the process's core" do
     SpecHandlers.stop_target = nil
   end
 end
+
+RSpec.describe "TaskerCore::Worker#start checking the handlers of its templates" do
+  it "refuses to start when a step names a handler class that is not defined, naming step, class and file" do
+    set = new_template_set
+    ref = set.add("typo", steps: [{ name: "charge", handler: "Payments::ChargeHandlr" }])
+    worker = TaskerCore::Worker.new(logger: spec_logger, environment: "test", template_path: set.dir, concurrency: 1)
+
+    expect { worker.start }.to raise_error(TaskerCore::Errors::ConfigurationError) { |error|
+      expect(error.message).to include("step charge of spec/#{ref.name} 1.0.0", ref.path,
+                                       "handler class Payments::ChargeHandlr is not defined")
+    }
+    expect(worker.running?).to be(false)
+  end
+end

@@ -217,18 +217,26 @@ impl<'r> JsonReader<'r> {
         Self { ruby, root: root.into(), path: Vec::new(), bytes: 0 }
     }
 
+    /// Where the reader is, e.g. `result["metadata"]["custom"][2]`. A deep path shows its
+    /// first and last steps around a count of the rest, so a message stays short.
     fn location(&self) -> String {
-        let mut text = self.root.clone();
-        for segment in &self.path {
-            match segment {
-                Segment::Key(k) => {
-                    let _ = write!(text, "[{k:?}]");
-                }
-                Segment::Index(i) => {
-                    let _ = write!(text, "[{i}]");
-                }
+        const ENDS: usize = 4;
+        let write_segment = |text: &mut String, segment: &Segment| match segment {
+            Segment::Key(k) => {
+                let _ = write!(text, "[{k:?}]");
             }
+            Segment::Index(i) => {
+                let _ = write!(text, "[{i}]");
+            }
+        };
+        let mut text = self.root.clone();
+        if self.path.len() <= 2 * ENDS + 1 {
+            self.path.iter().for_each(|segment| write_segment(&mut text, segment));
+            return text;
         }
+        self.path[..ENDS].iter().for_each(|segment| write_segment(&mut text, segment));
+        let _ = write!(text, "...({} levels)...", self.path.len() - 2 * ENDS);
+        self.path[self.path.len() - ENDS..].iter().for_each(|segment| write_segment(&mut text, segment));
         text
     }
 
@@ -341,6 +349,12 @@ impl<'r> JsonReader<'r> {
         let mut map = Map::new();
         for (k, v) in hash_entries(hash)? {
             let name = self.hash_key(k)?;
+            if map.contains_key(&name) {
+                // `{a: 1, "a" => 2}`: both keys would become "a" and one value would be lost.
+                return Err(self.arg_error(format!(
+                    "the key {name:?} appears twice, as a String and as a Symbol; keep one of them"
+                )));
+            }
             self.path.push(Segment::Key(name.clone()));
             let read = self.read(v);
             self.path.pop();

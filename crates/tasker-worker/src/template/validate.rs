@@ -31,6 +31,8 @@ use crate::config::RetryDefaults;
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
 /// Largest `retry.max_backoff_ms` a step may have (one day).
 pub const MAX_BACKOFF_LIMIT_MS: u64 = 86_400_000;
+/// Smallest `timeout_seconds` a step may have: deadlines are kept in whole milliseconds.
+pub const MIN_TIMEOUT_SECONDS: f64 = 0.001;
 /// Largest `timeout_seconds` a step may have (one day).
 pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
 
@@ -206,7 +208,7 @@ pub enum Problem {
     SelfDependency,
     #[error("`dependencies` lists {dependency:?} more than once")]
     DuplicateDependency { dependency: String },
-    #[error("dependency cycle: {} (each step depends on the next)", steps.join(" -> "))]
+    #[error("dependency cycle of {} steps: {} (each step depends on the next)", steps.len().saturating_sub(1), cycle_path(steps))]
     Cycle {
         /// The steps on the cycle; the first is repeated at the end.
         steps: Vec<String>,
@@ -217,7 +219,7 @@ pub enum Problem {
     MaxBackoffTooLarge { value: u64, from_defaults: bool },
     #[error("`retry.backoff_base_ms` ({base}{}) is greater than `retry.max_backoff_ms` ({max}{})", origin(*.base_from_defaults), origin(*.max_from_defaults))]
     BackoffBaseAboveMax { base: u64, max: u64, base_from_defaults: bool, max_from_defaults: bool },
-    #[error("`timeout_seconds` must be a finite number of seconds greater than 0 and at most {MAX_TIMEOUT_SECONDS}, got {value}")]
+    #[error("`timeout_seconds` must be a finite number of seconds from {MIN_TIMEOUT_SECONDS} (one millisecond) to {MAX_TIMEOUT_SECONDS}, got {value}")]
     TimeoutOutOfRange { value: f64 },
     #[error("`inputs` must be a mapping of key: value pairs, got {kind}")]
     InputsNotMapping { kind: &'static str },
@@ -626,11 +628,23 @@ fn effective_retry(step: &StepTemplate, defaults: &RetryDefaults) -> Result<Retr
 
 fn check_timeout(timeout: Option<f64>) -> Result<(), Problem> {
     match timeout {
-        Some(value) if !(value.is_finite() && value > 0.0 && value <= MAX_TIMEOUT_SECONDS) => {
+        Some(value) if !(value.is_finite() && (MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(&value)) => {
             Err(Problem::TimeoutOutOfRange { value })
         }
         _ => Ok(()),
     }
+}
+
+/// Steps on a cycle, at most 12 of them named: a long cycle shows its first and last
+/// steps around a count of the rest, so the message stays short.
+fn cycle_path(steps: &[String]) -> String {
+    const SHOWN: usize = 12;
+    if steps.len() <= SHOWN {
+        return steps.join(" -> ");
+    }
+    let head = steps[..SHOWN / 2].join(" -> ");
+    let tail = steps[steps.len() - SHOWN / 2..].join(" -> ");
+    format!("{head} -> ... ({} more) -> {tail}", steps.len() - SHOWN)
 }
 
 fn json_kind(value: &Value) -> &'static str {
