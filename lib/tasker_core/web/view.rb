@@ -5,6 +5,7 @@ require "rack/utils"
 require "time"
 require "tasker_core/web/html"
 require "tasker_core/web/assets"
+require "tasker_core/web/format"
 
 module TaskerCore
   class Web
@@ -115,54 +116,20 @@ module TaskerCore
       def time_tag(iso)
         return Html.raw('<span class="muted">—</span>') if iso.nil? || iso.to_s.empty?
 
-        time = Time.iso8601(iso.to_s).utc
-        Html.raw(%(<time datetime="#{Html.escape(iso)}">#{time.strftime('%Y-%m-%d %H:%M:%S')}</time>))
-      rescue ArgumentError
-        Html.escape(iso)
+        Html.raw(%(<time datetime="#{Html.escape(iso)}">#{Html.escape(Format.time(iso))}</time>))
       end
 
-      # @param milliseconds [Numeric, nil]
-      # @return [String] e.g. "340 ms", "1.24 s", "3 min 12 s"
-      def duration(milliseconds)
-        return "—" unless milliseconds.is_a?(Numeric)
-        return "#{milliseconds.round(1)} ms".sub(".0 ms", " ms") if milliseconds < 1000
+      # @see Format.duration
+      def duration(milliseconds) = Format.duration(milliseconds)
 
-        seconds = milliseconds / 1000.0
-        return format("%.2f s", seconds) if seconds < 60
+      # @see Format.span
+      def span(from, to) = Format.span(from, to)
 
-        minutes, rest = seconds.divmod(60)
-        return "#{minutes.to_i} min #{rest.round} s" if minutes < 60
+      # @see Format.number
+      def number(value) = Format.number(value)
 
-        hours, minutes = minutes.divmod(60)
-        "#{hours.to_i} h #{minutes.to_i} min"
-      end
-
-      # @param from [String, nil] ISO 8601
-      # @param to [String, nil] ISO 8601
-      # @return [String] the time between them
-      def span(from, to)
-        return "—" if from.nil? || to.nil?
-
-        duration((Time.iso8601(to.to_s) - Time.iso8601(from.to_s)) * 1000.0)
-      rescue ArgumentError
-        "—"
-      end
-
-      # @param value [Integer, nil]
-      # @return [String] with thousands separators
-      def number(value)
-        return "—" unless value.is_a?(Numeric)
-
-        whole, fraction = value.to_s.split(".")
-        whole = whole.reverse.scan(/\d{1,3}/).join(",").reverse.prepend(value.negative? ? "-" : "")
-        fraction ? "#{whole}.#{fraction}" : whole
-      end
-
-      # @param value [Numeric, nil] a percentage
-      # @return [String]
-      def percent(value)
-        value.nil? ? "—" : format("%.1f %%", value)
-      end
+      # @see Format.percent
+      def percent(value) = Format.percent(value)
 
       # @param uuid [String]
       # @return [String] the first 8 characters
