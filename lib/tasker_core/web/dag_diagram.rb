@@ -8,15 +8,18 @@ module TaskerCore
     # Draws a task's steps as an SVG graph from a DagLayout: one box per step, coloured by
     # its status (CSS classes `dag-node status-<status>`), linking to the step's row on the
     # page, and one arrow per dependency. Step names are escaped; long ones are shortened,
-    # with the full name in the box's <title>.
+    # with the full name (and the step's error, if any) in the box's <title>.
     class DagDiagram
       # Longest label drawn in a box before it is shortened.
       LABEL_CHARS = 22
+      # Longest error message shown in a box's tooltip.
+      TOOLTIP_ERROR_CHARS = 200
 
       # @param steps [Array<Hash>] the task's "steps"
       # @param anchor [#call] step index -> the fragment its box links to (e.g. "step-3")
       def initialize(steps, anchor:)
-        @layout = DagLayout.new(steps)
+        @steps = Array(steps)
+        @layout = DagLayout.new(@steps)
         @anchor = anchor
       end
 
@@ -57,13 +60,24 @@ module TaskerCore
         [%(<a href="##{Html.escape(@anchor.call(node.index))}" class="dag-link">),
          %(<g class="dag-node status-#{css_status}" data-step="#{Html.escape(node.name)}" ) +
            %(data-status="#{Html.escape(status)}">),
-         %(<title>#{Html.escape(node.name)}: #{Html.escape(status)}</title>),
+         %(<title>#{Html.escape(tooltip(node, status))}</title>),
          %(<rect x="#{num(node.x)}" y="#{num(node.y)}" width="#{DagLayout::NODE_WIDTH}" ) +
            %(height="#{DagLayout::NODE_HEIGHT}" rx="7" ry="7"/>),
          %(<text class="dag-name" x="#{num(node.x + 12)}" y="#{num(node.y + 18)}">#{Html.escape(label)}</text>),
          %(<text class="dag-status" x="#{num(node.x + 12)}" y="#{num(node.y + 34)}">) +
            %(#{Html.escape(status.tr('_', ' '))}</text>),
          "</g></a>"].join
+      end
+
+      # The box's tooltip: name, status, and the step's error when it has one.
+      def tooltip(node, status)
+        error = @steps[node.index]["error"]
+        text = "#{node.name}: #{status.tr('_', ' ')}"
+        return text unless error.is_a?(Hash)
+
+        message = error["message"].to_s
+        message = "#{message[0, TOOLTIP_ERROR_CHARS - 1]}…" if message.length > TOOLTIP_ERROR_CHARS
+        "#{text} (#{error['error_type']}: #{message})"
       end
 
       def num(value)

@@ -45,7 +45,8 @@ module TaskerCore
         @steps.each_index { |index| columns[depths[index]] << index }
         rows = order_rows(columns)
         tallest = columns.values.map(&:size).max || 0
-        @width = (MARGIN * 2) + (columns.size * NODE_WIDTH) + ([columns.size - 1, 0].max * COLUMN_GAP)
+        count = (depths.max || -1) + 1
+        @width = (MARGIN * 2) + (count * NODE_WIDTH) + ([count - 1, 0].max * COLUMN_GAP)
         @height = (MARGIN * 2) + (tallest * NODE_HEIGHT) + ([tallest - 1, 0].max * ROW_GAP)
         @nodes = @steps.each_index.map { |index| node(index, depths[index], rows[index], columns[depths[index]].size, tallest) }
         @edges = @steps.each_index.flat_map do |index|
