@@ -33,6 +33,30 @@ RSpec.describe TaskerCore::Web::DagLayout do
     expect(edge.to.in_point.first).to eq(edge.to.x)
   end
 
+  it "routes an edge that skips columns through a free row of each column it crosses" do
+    layout = described_class.new([step("init"), step("double", "init"), step("triple", "init"), step("offset", "double"),
+                                  step("scale", "triple", "init"), step("combine", "double", "triple", "offset")])
+    nodes = by_name(layout)
+    skip = layout.edges.find { |edge| [edge.from.name, edge.to.name] == %w[init scale] }
+    long = layout.edges.find { |edge| [edge.from.name, edge.to.name] == %w[double combine] }
+    taken = ->(depth) { nodes.values.select { |n| n.depth == depth }.map(&:y) }
+
+    expect(skip.via.map(&:depth)).to eq([1])
+    expect(taken.call(1)).not_to include(skip.via.first.y)
+    expect(long.via.map(&:depth)).to eq([2])
+    expect(taken.call(2)).not_to include(long.via.first.y)
+    expect(layout.edges.find { |edge| edge.to.name == "double" }.via).to eq([])
+    expect(layout.height).to eq((2 * described_class::MARGIN) + (4 * described_class::NODE_HEIGHT) + (3 * described_class::ROW_GAP))
+  end
+
+  it "draws skipping edges straight past MAX_WAYPOINTS" do
+    chain = Array.new(80) { |i| i.zero? ? step("s0") : step("s#{i}", "s#{i - 1}", "s0") }
+    layout = described_class.new(chain)
+
+    expect(layout.edges.sum { |edge| edge.via.size }).to eq(0)
+    expect(layout.nodes.last.depth).to eq(79)
+  end
+
   it "orders a column by the mean row of the parents, keeping edges uncrossed" do
     layout = described_class.new([step("r1"), step("r2"), step("under_r2", "r2"), step("under_r1", "r1")])
     nodes = by_name(layout)
@@ -91,6 +115,18 @@ RSpec.describe TaskerCore::Web::ThroughputChart do
     expect(chart.summary.to_h).to eq(succeeded: 87, failed: 13)
     expect(chart.summary.failure_rate).to eq(13.0)
     expect(described_class.new([]).summary.failure_rate).to be_nil
+  end
+
+  it "draws the failure rate only for minutes with attempts, breaking the line between runs" do
+    counts = [[0, 0], [9, 1], [5, 5], [0, 0], [1, 0]]
+    svg = described_class.new(counts.map { |ok, failed| { "minute" => "2026-01-01T10:00:00Z", "succeeded" => ok, "failed" => failed } }).to_html
+    d = svg[/<path class="rate-line" d="([^"]*)"/, 1]
+    plot = described_class::HEIGHT - described_class::PLOT_TOP - described_class::PLOT_BOTTOM
+    ys = d.scan(/[ML] [\d.]+ ([\d.]+)/).flatten.map(&:to_f)
+
+    expect(d.scan(/[ML]/)).to eq(%w[M L L M L])
+    expect(ys.values_at(0, 2, 3)).to eq([described_class::PLOT_TOP + (plot * 0.9), described_class::PLOT_TOP + (plot * 0.5),
+                                         described_class::PLOT_TOP + plot])
   end
 
   it "draws bars scaled to the axis, stacked, and escapes what it prints" do

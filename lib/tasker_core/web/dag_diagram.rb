@@ -44,13 +44,25 @@ module TaskerCore
           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" class="dag-arrow"/></marker></defs>'
       end
 
+      # A smooth path from the parent's box through the edge's waypoints to the child's:
+      # a curve between columns, a straight run across each skipped column.
       def edge_path(edge)
-        x1, y1 = edge.from.out_point
-        x2, y2 = edge.to.in_point
-        bend = (x2 - x1) / 2.0
+        x, y = edge.from.out_point
+        commands = ["M #{num(x)} #{num(y)}"]
+        edge.via.each do |waypoint|
+          commands << curve([x, y], waypoint.in_point)
+          x, y = waypoint.out_point
+          commands << "L #{num(x)} #{num(y)}"
+        end
+        tx, ty = edge.to.in_point
+        commands << curve([x, y], [tx - 2, ty])
         %(<path class="dag-edge" data-from="#{Html.escape(edge.from.name)}" data-to="#{Html.escape(edge.to.name)}" ) +
-          %(d="M #{num(x1)} #{num(y1)} C #{num(x1 + bend)} #{num(y1)}, #{num(x2 - bend)} #{num(y2)}, ) +
-          %(#{num(x2 - 2)} #{num(y2)}" marker-end="url(#dag-arrow)"/>)
+          %(d="#{commands.join(' ')}" marker-end="url(#dag-arrow)"/>)
+      end
+
+      def curve(from, to)
+        bend = (to[0] - from[0]) / 2.0
+        "C #{num(from[0] + bend)} #{num(from[1])}, #{num(to[0] - bend)} #{num(to[1])}, #{num(to[0])} #{num(to[1])}"
       end
 
       def node_group(node)
