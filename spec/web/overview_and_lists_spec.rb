@@ -53,7 +53,9 @@ RSpec.describe "TaskerCore::Web overview, task list, workers and their JSON" do
         "#{Time.iso8601(latest['minute']).utc.strftime('%H:%M UTC')}: #{latest['succeeded']} succeeded, #{latest['failed']} failed"
       )
       expect(REXML::XPath.first(bars.last, "rect[@class='bar-failed']").attributes["height"].to_f).to be > 0
-      expect(REXML::XPath.first(svg, "//polyline[@class='rate-line']").attributes["points"].split.size).to eq(60)
+      with_attempts = throughput.count { |b| (b["succeeded"] + b["failed"]).positive? }
+      rate_points = REXML::XPath.first(svg, "//path[@class='rate-line']").attributes["d"].scan(/[ML] [\d.]+ [\d.]+/)
+      expect(rate_points.size).to eq(with_attempts + REXML::XPath.first(svg, "//path[@class='rate-line']").attributes["d"].scan("M").size)
       succeeded = throughput.sum { |b| b["succeeded"] }
       failures = throughput.sum { |b| b["failed"] }
       expect(body).to include(%(data-stat="hour.succeeded" data-format="int">#{succeeded.to_s.reverse.scan(/\d{1,3}/).join(',').reverse}<))

@@ -7,11 +7,11 @@ module TaskerCore
   class Web
     # Draws the last hour's step attempts per minute as an SVG chart: stacked bars of
     # succeeded (bottom) and failed attempts, and a line of the failure rate on a 0-100 %
-    # axis at the right. The geometry is written into data attributes so that the
+    # axis at the right (broken where a minute had no attempts). The geometry is written into data attributes so that the
     # dashboard's script can redraw the same elements when fresh figures arrive.
     class ThroughputChart
-      WIDTH = 760
-      HEIGHT = 220
+      WIDTH = 1080
+      HEIGHT = 230
       PLOT_LEFT = 48
       PLOT_RIGHT = 48
       PLOT_TOP = 14
@@ -100,13 +100,22 @@ module TaskerCore
         end.join("\n")
       end
 
+      # The failure rate of each minute that had attempts, as runs of connected points
+      # (a minute without attempts has no rate, so the line breaks there).
       def rate_line
-        points = @buckets.each_with_index.map do |bucket, index|
+        commands = []
+        previous = false
+        @buckets.each_with_index do |bucket, index|
           total = bucket[:succeeded] + bucket[:failed]
-          rate = total.zero? ? 0.0 : bucket[:failed].to_f / total
-          "#{num(PLOT_LEFT + ((index + 0.5) * slot))},#{num(y_for(rate))}"
+          if total.zero?
+            previous = false
+            next
+          end
+          point = "#{num(PLOT_LEFT + ((index + 0.5) * slot))} #{num(y_for(bucket[:failed].to_f / total))}"
+          commands << (previous ? "L #{point}" : "M #{point} L #{point}")
+          previous = true
         end
-        %(<polyline class="rate-line" points="#{points.join(' ')}"/>)
+        %(<path class="rate-line" d="#{commands.join(' ')}"/>)
       end
 
       def axes

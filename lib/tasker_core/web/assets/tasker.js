@@ -78,7 +78,8 @@
     var axis = axisTop(throughput.reduce(function (max, b) {
       return Math.max(max, (b.succeeded || 0) + (b.failed || 0));
     }, 0));
-    var points = [];
+    var commands = [];
+    var previous = false;
     throughput.forEach(function (bucket, i) {
       var ok = bucket.succeeded || 0, failed = bucket.failed || 0;
       var okHeight = ok * height / axis, failedHeight = failed * height / axis;
@@ -94,11 +95,16 @@
       failedRect.setAttribute("height", round1(failedHeight));
       var title = group.querySelector("title");
       if (title) title.textContent = minuteLabel(bucket.minute) + ": " + ok + " succeeded, " + failed + " failed";
-      var rate = ok + failed > 0 ? failed / (ok + failed) : 0;
-      points.push(round1(left + (i + 0.5) * slot) + "," + round1(top + height * (1 - rate)));
+      if (ok + failed === 0) {
+        previous = false;
+        return;
+      }
+      var point = round1(left + (i + 0.5) * slot) + " " + round1(top + height * (1 - failed / (ok + failed)));
+      commands.push(previous ? "L " + point : "M " + point + " L " + point);
+      previous = true;
     });
     var line = svg.querySelector(".rate-line");
-    if (line) line.setAttribute("points", points.join(" "));
+    if (line) line.setAttribute("d", commands.join(" "));
     [["1", axis], ["0.5", axis / 2], ["0", 0]].forEach(function (pair) {
       var label = svg.querySelector('[data-axis="' + pair[0] + '"]') ||
         svg.querySelector('[data-axis="' + pair[0] + '.0"]');
