@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "rexml/document"
+require "rack/lint"
 require "time"
 
 RSpec.describe "TaskerCore::Web overview, task list, workers and their JSON" do
@@ -21,7 +22,8 @@ RSpec.describe "TaskerCore::Web overview, task list, workers and their JSON" do
     it "shows the tasks by status as TaskerCore.stats counts them, and the other figures" do
       finished = create_task(diamond_workflow)
       run_to_completion(finished)
-      create_task(diamond_workflow)
+      running = create_task(diamond_workflow)
+      next_event(running) # polled and held: nothing moves while the page and the stats are read
       body = expect_ok(visit("/")).body
       stats = TaskerCore.stats
 
@@ -186,6 +188,18 @@ RSpec.describe "TaskerCore::Web overview, task list, workers and their JSON" do
                                    "cache-control" => "no-store")
       end
       expect(last_response.status).to eq(400)
+    end
+
+    it "follows the Rack specification (Rack::Lint) for pages, JSON, assets, errors and controls" do
+      uuid = create_task(diamond_workflow)
+      linted = Rack::MockRequest.new(Rack::Lint.new(TaskerCore::Web.new(secret: WebHelpers::SECRET)))
+      answers = ["/tasks/#{uuid}", "/api/tasks/#{uuid}", "/assets/tasker.js", "/tasks?status=bad", "/nowhere"].map do |path|
+        linted.get(path).status
+      end
+      answers << linted.request("HEAD", "/tasks/#{uuid}").status
+      answers << linted.post("/tasks/#{uuid}/cancel").status
+
+      expect(answers).to eq([200, 200, 200, 400, 404, 200, 403])
     end
 
     it "puts no inline script or style on a page" do

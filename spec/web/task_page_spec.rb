@@ -26,6 +26,8 @@ RSpec.describe "TaskerCore::Web task page and task JSON (GET /tasks/:uuid, /api/
   it "draws one SVG node per step, coloured by the step's status" do
     uuid = create_task(diamond_workflow)
     complete_ok(next_event(uuid))
+    # Completions are recorded asynchronously.
+    wait_until("fetch is recorded complete") { step_of(TaskerCore::FFI.task_status(uuid), "fetch")["status"] == "complete" }
     visit("/tasks/#{uuid}")
 
     expect_ok
