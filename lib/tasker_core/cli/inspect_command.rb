@@ -3,6 +3,7 @@
 require "json"
 require "optparse"
 require "tasker_core/errors"
+require "tasker_core/cli/client_connection"
 
 module TaskerCore
   class CLI
@@ -25,7 +26,7 @@ module TaskerCore
         @out = out
         @err = err
         @env = env
-        @connect = connect || ->(**options) { TaskerCore.connect(**options) }
+        @connect = connect || ClientConnection.method(:connect)
       end
 
       # @return [Integer] the exit status

@@ -2,6 +2,7 @@
 
 require "optparse"
 require "tasker_core/errors"
+require "tasker_core/cli/client_connection"
 
 module TaskerCore
   class CLI
@@ -21,7 +22,7 @@ module TaskerCore
         @out = out
         @err = err
         @env = env
-        @connect = connect || ->(**options) { TaskerCore.connect(**options) }
+        @connect = connect || ClientConnection.method(:connect)
       end
 
       # @return [Integer] the exit status
