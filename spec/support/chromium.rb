@@ -21,10 +21,20 @@ module Chromium
     File.executable?(BINARY)
   end
 
+  # What a page rendered to, and what the browser logged on the way (console messages,
+  # Content-Security-Policy violations).
+  Page = Struct.new(:dom, :log, keyword_init: true)
+
   # The DOM once the page loaded and its script ran for `budget_ms` of virtual time.
-  # @return [String]
+  # @return [Page]
+  def load(url, budget_ms: 5000)
+    dom, log = run_with_log("--virtual-time-budget=#{budget_ms}", "--enable-logging=stderr", "--v=0", "--dump-dom", url)
+    Page.new(dom: dom, log: log)
+  end
+
+  # @return [String] the DOM (see #load)
   def dump_dom(url, budget_ms: 5000)
-    run("--virtual-time-budget=#{budget_ms}", "--dump-dom", url)
+    load(url, budget_ms: budget_ms).dom
   end
 
   # Saves a PNG of the page (`width` x `height` CSS pixels) after `budget_ms` of virtual time.
@@ -40,6 +50,11 @@ module Chromium
 
   # @return [String] stdout
   def run(*args)
+    run_with_log(*args).first
+  end
+
+  # @return [Array(String, String)] stdout and stderr
+  def run_with_log(*args)
     Dir.mktmpdir("tasker_chromium") do |profile|
       out_path = File.join(profile, "stdout")
       err_path = File.join(profile, "stderr")
@@ -52,7 +67,7 @@ module Chromium
       end
       raise "chromium failed (#{$?.inspect}) for #{args.last}: #{tail(err_path)}" unless $?.success?
 
-      File.read(out_path)
+      [File.read(out_path), File.read(err_path)]
     end
   end
 

@@ -75,7 +75,8 @@ RSpec.describe "TaskerCore::Web in headless Chromium" do
   it "renders a task's DAG as SVG with a node per step, its step names and the failed step's error" do
     failed = run_workload.first
     base = serve(TaskerCore::Web.new)
-    dom = rendered!(Chromium.dump_dom("#{base}tasks/#{failed}"))
+    page = Chromium.load("#{base}tasks/#{failed}")
+    dom = rendered!(page.dom)
 
     svg = dom[%r{<svg class="dag".*?</svg>}m]
     expect(svg).not_to be_nil
@@ -86,7 +87,26 @@ RSpec.describe "TaskerCore::Web in headless Chromium" do
     CHECKOUT_STEPS.each { |name| expect(dom).to include(%(<strong>#{name}</strong>)) }
     expect(dom).to include(%(<p class="error-message">the card was declined</p>))
     expect(dom).to include('<span class="badge status-error">error</span>')
+    expect(page.log).not_to match(/Content Security Policy|Refused to|Uncaught/)
     screenshot("#{base}tasks/#{failed}", "task", height: 1500)
+  end
+
+  it "shows the task page, its graph and controls with the script blocked" do
+    failed = run_workload.first
+    web = TaskerCore::Web.new
+    # The browser is told to run no script at all (what a user with JavaScript off gets).
+    base = serve(lambda do |env|
+      status, headers, body = web.call(env)
+      headers["content-security-policy"] = headers["content-security-policy"].sub("script-src 'self'", "script-src 'none'")
+      [status, headers, body]
+    end)
+    page = Chromium.load("#{base}tasks/#{failed}")
+    dom = rendered!(page.dom)
+
+    expect(page.log).to match(/Loading the script .*tasker\.js.* violates the following Content Security Policy directive: "script-src 'none'"/)
+    expect(dom.scan(/<g class="dag-node status-[a-z_]+" data-step="/).size).to eq(CHECKOUT_STEPS.size)
+    expect(dom).to include(%(<form method="post" action="/tasks/#{failed}/retry"))
+    expect(dom).to match(/<input type="hidden" name="_csrf" value="[^"]+--\h{64}">/)
   end
 
   it "refreshes the overview's counts live from /api/stats" do
@@ -103,7 +123,8 @@ RSpec.describe "TaskerCore::Web in headless Chromium" do
       create_task(diamond_workflow)
       [status, headers, [rendered]]
     end)
-    dom = rendered!(Chromium.dump_dom(base, budget_ms: 3000))
+    page = Chromium.load(base, budget_ms: 3000)
+    dom = rendered!(page.dom)
     cards = lambda do |html|
       html.scan(%r{data-stat="tasks\.([a-z_]+)" data-format="int">([\d,]+)<}).to_h { |s, n| [s, Integer(n.delete(","))] }
     end
@@ -115,6 +136,7 @@ RSpec.describe "TaskerCore::Web in headless Chromium" do
     expect(cards.call(dom)).to eq(cards.call(dom).keys.to_h { |s| [s, stats["tasks"].fetch(s, 0)] })
     expect(dom).to include(%(data-stat="workers_alive" data-format="int">#{stats['workers_alive']}<))
     expect(dom.scan('<g class="chart-bar"').size).to eq(60)
+    expect(page.log).not_to match(/Content Security Policy|Refused to|Uncaught/)
     screenshot(base, "overview", height: 1180)
   end
 
