@@ -27,7 +27,7 @@ RSpec.describe "TaskerCore::Web in headless Chromium" do
 
   # A checkout whose payment step always fails for good: validate -> (reserve, charge) -> ship -> receipt.
   def checkout_workflow
-    @checkout_workflow ||= define_workflow("checkout", steps: [
+    @checkout_workflow ||= define_workflow("checkout", namespace: "shop", steps: [
                                              { name: "validate_cart", handler: "SpecHandlers::Echo" },
                                              { name: "reserve_stock", handler: "SpecHandlers::Echo",
                                                dependencies: ["validate_cart"] },

@@ -105,7 +105,10 @@ RSpec.describe "TaskerCore::Web controls (POST /tasks/:uuid/cancel and /retry) a
     expect(last_response.headers["location"]).to start_with("/tasks/#{uuid}?notice=retry")
     again = next_event(uuid)
     expect(event_step_name(again)).to eq("charge")
-    expect(run_to_completion(uuid)["status"]).to eq("complete")
+    complete_ok(again, { "charged" => true })
+    final = run_to_completion(uuid)
+    expect(final["status"]).to eq("complete")
+    expect(final["steps"].map { |s| s["status"] }).to eq(%w[complete complete complete])
   end
 
   it "redirects under the mount point" do
