@@ -30,6 +30,8 @@ Gem::Specification.new do |spec|
   root = __dir__
   patterns = %w[
     lib/**/*.rb
+    lib/tasker_core/web/views/*.erb
+    lib/tasker_core/web/assets/*
     exe/*
     config/**/*
     ext/tasker_core/extconf.rb
@@ -57,6 +59,12 @@ Gem::Specification.new do |spec|
   spec.executables = ["tasker-worker"]
   spec.extensions = ["ext/tasker_core/extconf.rb"]
 
+  # The dashboard (TaskerCore::Web, `tasker-worker web` and `--web-port`): Rack and the
+  # WEBrick server, both Debian packages (ruby-rack, ruby-webrick).
+  spec.add_dependency "rack", ">= 2.2", "< 4"
+  spec.add_dependency "webrick", "~> 1.7"
+
+  spec.add_development_dependency "rack-test", "~> 2.0"
   spec.add_development_dependency "rake", "~> 13.0"
   spec.add_development_dependency "rake-compiler", "~> 1.2"
   spec.add_development_dependency "rspec", "~> 3.12"

@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
 # Loaded first for every spec (see .rspec). It loads the whole gem with the native
-# extension, and the helpers of the end-to-end specs under spec/ffi, spec/worker and
-# spec/workflows. Those specs share the one embedded core of this process: every example
+# extension, and the helpers of the end-to-end specs under spec/ffi, spec/worker,
+# spec/workflows and spec/web (the dashboard). Those specs share the one embedded core of this process: every example
 # there gets CoreHelpers and, after it runs, a cleanup that stops its workers, fails any
 # step it left behind and restores the default core (see CoreHelpers#finish_core_example).
 #
@@ -37,7 +37,7 @@ RSpec.configure do |config|
   config.order = :random
   Kernel.srand config.seed
 
-  config.define_derived_metadata(file_path: %r{/spec/(ffi|worker|workflows)/}) do |metadata|
+  config.define_derived_metadata(file_path: %r{/spec/(ffi|worker|workflows|web)/}) do |metadata|
     metadata[:core] = true
   end
   config.include CoreHelpers, :core

@@ -28,6 +28,10 @@ module Bench
         def self.event_pending?(_event_id)
           true
         end
+
+        def self.event_cancelled?(_event_id)
+          false
+        end
       end
 
       # @param sizes [Hash] see Bench::Sizes

@@ -7,7 +7,11 @@ require "tasker_core/errors"
 module TaskerCore
   # The `tasker-worker` command: loads handler files, starts a TaskerCore::Worker and
   # runs until TERM or INT. The first signal stops gracefully (exit 0); a second one
-  # exits at once (exit 1). Bad options print the usage and exit 2.
+  # exits at once (exit 1). Bad options print the usage and exit 2. `--web-port` also
+  # serves the dashboard from the worker's process.
+  #
+  # Subcommands, each its own class: `web` (CLI::WebCommand), `status`
+  # (CLI::StatusCommand), `task UUID` (CLI::TaskCommand).
   class CLI
     EXIT_OK = 0
     EXIT_FAILURE = 1
@@ -19,20 +23,34 @@ module TaskerCore
     # A bad command line.
     class UsageError < StandardError; end
 
+    # Subcommand name => [file to require, class name under TaskerCore::CLI].
+    SUBCOMMANDS = {
+      "web" => ["tasker_core/cli/web_command", :WebCommand],
+      "status" => ["tasker_core/cli/status_command", :StatusCommand],
+      "task" => ["tasker_core/cli/task_command", :TaskCommand]
+    }.freeze
+
     # @param argv [Array<String>]
     # @param out [IO] banner and progress
     # @param err [IO] errors and usage on bad options
     # @param worker_factory [#call, nil] builds the worker from keyword options
     #   (TaskerCore::Worker.new when nil)
-    def initialize(argv, out: $stdout, err: $stderr, worker_factory: nil)
+    # @param dashboard_factory [#call, nil] starts the dashboard for `--web-port` from
+    #   `host:` and `port:` and returns something answering `url` and `stop`
+    #   (a TaskerCore::Web::Server of TaskerCore::Web when nil)
+    def initialize(argv, out: $stdout, err: $stderr, worker_factory: nil, dashboard_factory: nil)
       @argv = argv.dup
       @out = out
       @err = err
       @worker_factory = worker_factory || ->(**options) { TaskerCore::Worker.new(**options) }
+      @dashboard_factory = dashboard_factory || method(:start_dashboard)
     end
 
     # @return [Integer] the exit status
     def run
+      subcommand = SUBCOMMANDS[@argv.first]
+      return run_subcommand(*subcommand) if subcommand
+
       options = parse(@argv)
       if options[:help]
         @out.puts(parser({}).help)
@@ -41,7 +59,7 @@ module TaskerCore
 
       load_handlers(options[:requires])
       worker = @worker_factory.call(**worker_options(options))
-      with_signal_pipe { |signals| serve(worker, options[:timeout], signals) }
+      with_signal_pipe { |signals| serve(worker, options, signals) }
     rescue UsageError => e
       @err.puts("tasker-worker: #{e.message}")
       @err.puts(parser({}).help)
@@ -53,7 +71,7 @@ module TaskerCore
 
     # @param argv [Array<String>]
     # @return [Hash] :requires, :templates, :concurrency, :environment, :config_root,
-    #   :timeout, :help
+    #   :timeout, :web_port, :web_host, :help
     # @raise [UsageError]
     def parse(argv)
       options = { requires: [] }
@@ -69,7 +87,7 @@ module TaskerCore
 
     def parser(options)
       OptionParser.new do |opts|
-        opts.banner = "Usage: tasker-worker [options]"
+        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task ... (--help for each)"
         opts.separator ""
         opts.separator "Runs TaskerCore step handlers until TERM or INT (a second signal exits at once)."
         opts.separator ""
@@ -96,6 +114,16 @@ module TaskerCore
           raise UsageError, "--timeout must be a non-negative finite number, got #{secs}" unless secs.finite? && secs >= 0
 
           options[:timeout] = secs
+        end
+        opts.on("--web-port PORT", Integer, "Also serve the dashboard from this worker (0 picks a free port)") do |port|
+          raise UsageError, "--web-port must be from 0 to 65535, got #{port}" unless port.between?(0, 65_535)
+
+          options[:web_port] = port
+        end
+        opts.on("--web-host HOST", "Address the dashboard binds (default 127.0.0.1)") do |host|
+          raise UsageError, "--web-host must not be empty" if host.strip.empty?
+
+          options[:web_host] = host
         end
         opts.on("-h", "--help", "Show this help") do
           options[:help] = true
@@ -151,11 +179,20 @@ module TaskerCore
       [reader, writer].each { |io| io.close if io && !io.closed? }
     end
 
-    # Starts the worker, waits for a signal, stops gracefully; exits at once on a second signal.
-    def serve(worker, timeout, signals)
+    def run_subcommand(file, class_name)
+      require file
+      self.class.const_get(class_name).new(@argv.drop(1), out: @out, err: @err).run
+    end
+
+    # Starts the worker (and the dashboard with --web-port), waits for a signal, stops
+    # gracefully; exits at once on a second signal.
+    def serve(worker, options, signals)
+      timeout = options[:timeout]
       info = worker.start
+      dashboard = nil
       begin
         @out.puts(banner(info, worker))
+        dashboard = serve_dashboard(options)
         signal = wait_for_signal(signals, worker)
         return EXIT_OK unless signal
 
@@ -167,7 +204,24 @@ module TaskerCore
       rescue StandardError
         worker.stop if worker.running?
         raise
+      ensure
+        dashboard&.stop
       end
+    end
+
+    # @return [#stop, nil] the running dashboard, when --web-port was given
+    def serve_dashboard(options)
+      return nil unless options.key?(:web_port)
+
+      dashboard = @dashboard_factory.call(host: options[:web_host] || "127.0.0.1", port: options[:web_port])
+      @out.puts("tasker-worker: dashboard at #{dashboard.url}")
+      dashboard
+    end
+
+    def start_dashboard(host:, port:)
+      require "tasker_core/web"
+      require "tasker_core/web/server"
+      TaskerCore::Web::Server.new(app: TaskerCore::Web.new, host: host, port: port, log: @err).start
     end
 
     # @return [String, nil] the signal name, or nil when the worker stopped on its own

@@ -38,6 +38,16 @@ module TaskerCore
       @lock.synchronize { @instances[key] ||= instance }
     end
 
+    # Checks that `callable` names a handler class, without creating one.
+    # @param callable [String]
+    # @return [nil, String] nil when it does, else what is wrong
+    def problem_with(callable)
+      handler_class(callable)
+      nil
+    rescue Errors::HandlerNotFoundError, Errors::InvalidHandlerError => e
+      e.message
+    end
+
     def clear
       @lock.synchronize { @instances.clear }
     end

@@ -17,7 +17,7 @@ module TaskerCore
     private
 
     def default_logger
-      logger = Logger.new($stderr, progname: "tasker_core")
+      logger = ::Logger.new($stderr, progname: "tasker_core")
       level = ENV.fetch("TASKER_LOG_LEVEL", "info").downcase
       logger.level = %w[debug info warn error fatal].include?(level) ? level.to_sym : :info
       logger

@@ -10,6 +10,7 @@ require "tasker_core/worker/step_runner"
 require "tasker_core/worker/processor"
 require "tasker_core/worker/manager"
 require "tasker_core/worker/watchdog"
+require "tasker_core/worker/core_share"
 
 module TaskerCore
   # Runs Ruby step handlers for the Rust core on a bounded pool of threads.
@@ -89,10 +90,13 @@ module TaskerCore
         info = ffi.bootstrap_worker(bootstrap_options)
         @started_core = info["status"] == "started"
         @core_pid = Process.pid
+        @share = CoreShare.for(ffi)
+        @share.attach(self, started_core: @started_core)
         begin
+          check_handlers(info)
           launch(info)
         rescue Exception # rubocop:disable Lint/RescueException -- undo the bootstrap, then re-raise
-          stop_core_quietly
+          leave_core
           raise
         end
         @bootstrap_info = info
@@ -117,17 +121,20 @@ module TaskerCore
         return @last_stop unless @state == :running
 
         timeout = @config.fetch("shutdown_timeout_ms") / 1000.0 if timeout.nil?
+        @state = :stopping
         abandoned = @manager.stop(deadline: Clock.monotonic + timeout, timeout: timeout)
         @watchdog.stop
-        stopped_core = @started_core && stop_core_quietly
+        stopped_core = leave_core
         @state = :stopped
         @last_stop = { abandoned: abandoned, stopped_core: stopped_core ? true : false }
       end
     end
 
+    # True while this worker takes work: started, not stopping, and the core it runs on
+    # is running (false once someone stopped the core under it).
     # @return [Boolean]
     def running?
-      @state == :running
+      @state == :running && core_running?
     end
 
     # @return [Boolean] whether the last #start bootstrapped the core (rather than joining it)
@@ -183,6 +190,29 @@ module TaskerCore
       @watchdog.start
     end
 
+    # Every step of the templates this worker loaded must name a handler class that is
+    # defined now: a typo fails here, at start, not when a task reaches the step.
+    def check_handlers(info)
+      path = info.is_a?(Hash) && info["template_path"]
+      return unless path && ffi.respond_to?(:templates)
+
+      root = File.expand_path(path)
+      problems = ffi.templates.filter_map do |template|
+        source = template["source"]
+        next unless source && File.expand_path(source).start_with?("#{root}/")
+
+        template["steps"].filter_map do |step|
+          problem = @registry.problem_with(step.dig("handler", "callable"))
+          "step #{step['name']} of #{template['namespace']}/#{template['name']} #{template['version']} " \
+            "(#{source}): #{problem}" if problem
+        end
+      end.flatten
+      return if problems.empty?
+
+      raise Errors::ConfigurationError,
+            "#{problems.size} step(s) name a handler this worker cannot run:\n  #{problems.join("\n  ")}"
+    end
+
     def read_config(info)
       config = info.is_a?(Hash) ? info["config"] : nil
       unless config.is_a?(Hash)
@@ -201,15 +231,26 @@ module TaskerCore
       config
     end
 
-    # Stops the core this worker started, unless this is a forked child: the core it
-    # started belongs to the parent, and the child's core (if any) is someone else's.
-    def stop_core_quietly
-      return false unless @started_core && @core_pid == Process.pid
+    # Leaves the core's share; the last worker out stops a core that a worker started.
+    # Never in a forked child: the core belongs to the parent.
+    # @return [Boolean] whether the core was stopped
+    def leave_core
+      return false unless @share && @core_pid == Process.pid
 
+      @share.detach(self) { stop_core_quietly }
+    end
+
+    def stop_core_quietly
       ffi.stop_worker
-      true
     rescue StandardError => e
-      logger.error("tasker_core: stopping the worker core failed: #{e.class}: #{e.message}")
+      logger.error("stopping the worker core failed: #{e.class}: #{e.message}")
+    end
+
+    def core_running?
+      return true unless ffi.respond_to?(:worker_status)
+
+      ffi.worker_status["running"] == true
+    rescue StandardError
       false
     end
   end

@@ -18,8 +18,9 @@ RSpec.describe "TaskerCore::FFI.bootstrap_worker" do
   it "returns the worker's identity, environment, templates and effective config" do
     info = ffi.bootstrap_worker(environment: "test", template_path: sample_templates_dir)
 
-    expect(info.keys).to contain_exactly("status", "worker_id", "environment", "templates_loaded", "template_path",
-                                         "config")
+    expect(info.keys).to contain_exactly("status", "worker_id", "environment", "backend", "templates_loaded",
+                                         "template_path", "config")
+    expect(info["backend"]).to eq("embedded")
     expect(info["environment"]).to eq("test")
     expect(info["templates_loaded"]).to eq(Dir[File.join(sample_templates_dir, "*.yaml")].size)
     expect(info["template_path"]).to eq(sample_templates_dir)
@@ -85,7 +86,7 @@ RSpec.describe "TaskerCore::FFI.bootstrap_worker" do
   it "refuses to switch a running process's core to another environment" do
     expect { ffi.bootstrap_worker(environment: "production") }
       .to raise_error(TaskerCore::Errors::ConfigurationError,
-                      /"production" was asked for.*already runs environment "test".*once per process/)
+                      /environment "production" was asked for.*already runs with "test".*once per process/)
     expect(ffi.bootstrap_worker(environment: "test")["environment"]).to eq("test")
   end
 

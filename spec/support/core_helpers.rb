@@ -245,7 +245,7 @@ module CoreHelpers
   end
 
   def finished?(task_uuid)
-    %w[complete error].include?(FFI.task_status(task_uuid)["status"])
+    FFI::FINISHED_TASK_STATUSES.include?(FFI.task_status(task_uuid)["status"])
   rescue TaskerCore::Errors::TaskNotFoundError
     true
   end

@@ -186,4 +186,21 @@ module SpecHandlers
       success(result: { "attempt" => context.attempt })
     end
   end
+
+  # Stops the worker that runs it (SpecHandlers.stop_target) from inside the handler and
+  # records what that worker said about itself before and after.
+  class StopsItsWorker < TaskerCore::StepHandler::Base
+    def call(_context)
+      worker = SpecHandlers.stop_target
+      before = worker.running?
+      worker.stop(timeout: 1)
+      SpecHandlers.observations.record("before" => before, "after" => worker.running?)
+      success(result: "stopped")
+    end
+  end
+
+  class << self
+    # @return [TaskerCore::Worker, nil] the worker StopsItsWorker stops
+    attr_accessor :stop_target
+  end
 end

@@ -34,8 +34,9 @@ class TemplateSet
   # @param version [String]
   # @param namespace [String, nil]
   # @param name [String, nil] an exact name instead of base_name plus a suffix
+  # @param extra [Hash] more top-level keys (e.g. max_in_flight)
   # @return [Ref]
-  def add(base_name, steps:, version: "1.0.0", namespace: nil, name: nil)
+  def add(base_name, steps:, version: "1.0.0", namespace: nil, name: nil, extra: {})
     name ||= "#{base_name}_#{SecureRandom.hex(4)}"
     namespace ||= @namespace
     document = {
@@ -43,7 +44,7 @@ class TemplateSet
       "namespace_name" => namespace,
       "version" => version,
       "steps" => steps.map { |step| step_document(step) }
-    }
+    }.merge(stringify(extra))
     path = File.join(@dir, "#{name}-#{version}.yaml")
     File.write(path, YAML.dump(document))
     Ref.new(namespace: namespace, name: name, version: version, path: path)

@@ -27,11 +27,11 @@ RSpec.describe TaskerCore::Errors do
     expect(OutOfStock.new("none left").error_type).to eq("OutOfStock")
   end
 
-  it "rejects a non-boolean retryable and a negative retry_after" do
+  it "answers a non-boolean retryable and a negative retry_after with a permanent InvalidErrorArguments" do
     expect { described_class::StepHandlerError.new("x", retryable: "yes") }
-      .to raise_error(ArgumentError, /retryable must be true or false/)
+      .to raise_error(described_class::InvalidErrorArguments, /retryable must be true or false/)
     expect { described_class::RetryableError.new("x", retry_after: -1) }
-      .to raise_error(ArgumentError, /retry_after/)
+      .to raise_error(described_class::InvalidErrorArguments, /retry_after/) { |e| expect(e.retryable).to be(false) }
   end
 end
 

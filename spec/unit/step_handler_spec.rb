@@ -119,7 +119,7 @@ RSpec.describe TaskerCore::StepHandler::Context do
 
     it "asks the core at most once per check interval" do
       calls = 0
-      allow(ffi).to receive(:event_pending?).and_wrap_original { |original, id| calls += 1; original.call(id) }
+      allow(ffi).to receive(:event_cancelled?).and_wrap_original { |original, id| calls += 1; original.call(id) }
       3.times { context.cancelled? }
       expect(calls).to eq(1)
       now[0] += described_class::PENDING_CHECK_INTERVAL * 2

@@ -13,6 +13,8 @@ require "stringio"
 require "tasker_core/errors"
 require "tasker_core/ffi"
 require "tasker_core/logging"
+require "tasker_core/logger"
+require "tasker_core/types"
 require "tasker_core/step_handler/result"
 require "tasker_core/step_handler/base"
 require "tasker_core/step_handler/context"
@@ -82,6 +84,11 @@ module UnitSupport
 
     def event_pending?(event_id)
       @lock.synchronize { @pending.key?(event_id) }
+    end
+
+    # The fake has no tasks to cancel: an event should stop once it is no longer pending.
+    def event_cancelled?(event_id)
+      !event_pending?(event_id)
     end
 
     # The core failing an event at its deadline.

@@ -127,6 +127,6 @@ RSpec.describe "TaskerCore::Worker turning handler failures into recorded step f
     status = wait_for(create_task(ref, { "kind" => "permanent_error" }))
     expect(status["status"]).to eq("error")
     expect(status["steps"].map { |s| s.values_at("name", "status", "attempts") })
-      .to eq([["first", "error", 1], ["second", "pending", 0], ["third", "pending", 0]])
+      .to eq([["first", "error", 1], ["second", "skipped", 0], ["third", "skipped", 0]])
   end
 end

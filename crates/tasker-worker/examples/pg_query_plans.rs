@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use uuid::Uuid;
 
-use tasker_worker::store::postgres::{open, sql, PostgresConfig};
+use tasker_worker::postgres::{open, sql, PostgresConfig};
 
 #[tokio::main]
 async fn main() {

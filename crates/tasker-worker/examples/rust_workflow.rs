@@ -14,12 +14,10 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tasker_worker::config::TaskerConfig;
-use tasker_worker::embedded::EmbeddedSystem;
-use tasker_worker::messages::TaskSequenceStep;
-use tasker_worker::orchestrator::{TaskRequest, WaitOutcome};
-use tasker_worker::template::validate::{compile, parse_yaml};
-use tasker_worker::worker::handlers::{HandlerError, HandlerRegistry};
+use tasker_worker::{
+    compile, parse_yaml, HandlerError, HandlerRegistry, NewTask, System, TaskSequenceStep, TaskStatus, TaskerConfig,
+    WaitOutcome,
+};
 
 const TEMPLATE: &str = "\
 name: order_fulfillment
@@ -57,11 +55,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let config = TaskerConfig::default();
     let dispatch = config.mpsc_channels.worker.handler_dispatch.clone();
-    let system = EmbeddedSystem::new(config.clone(), "example")?;
+    let system = System::embedded(config.clone(), "example")?;
     let template = compile(parse_yaml(TEMPLATE, None)?, &config.orchestration.default_retry, None)?;
-    system.orchestrator().register_template(template);
+    system.register_template(template)?;
 
-    let worker = system.start_rust_worker(dispatch.clone(), handlers());
+    let worker = system.start_rust_worker(dispatch.clone(), handlers())?;
     println!(
         "worker {} started: {} handlers at once, {} ms default deadline",
         worker.worker_id(),
@@ -72,20 +70,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(orders);
     for id in 0..orders {
-        let request = TaskRequest {
-            namespace: "ecommerce".into(),
-            name: "order_fulfillment".into(),
-            version: None,
-            context: order(id),
-        };
-        tasks.push(system.orchestrator().create_task(request)?);
+        let task = NewTask::new("ecommerce", "order_fulfillment", order(id));
+        let created = system.run_blocking(system.create_task(task), None).ok_or("create_task was cancelled")??;
+        tasks.push(created.task_uuid);
     }
 
     let (mut complete, mut failed) = (0usize, 0usize);
     let mut first_failure: Option<String> = None;
     for task in &tasks {
-        match system.orchestrator().wait_for_task_blocking(task, Duration::from_secs(120), &|| false)? {
-            WaitOutcome::Finished(view) if view.status == "complete" => complete += 1,
+        match system.wait_for_task_blocking(*task, Duration::from_secs(120), &|| false)? {
+            WaitOutcome::Finished(view) if view.status == TaskStatus::Complete => complete += 1,
             WaitOutcome::Finished(view) => {
                 failed += 1;
                 if first_failure.is_none() {
@@ -99,7 +93,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let wall = started.elapsed();
 
-    let stats = system.orchestrator().stats();
+    let stats = system.counters().snapshot();
     system.stop_worker(Duration::from_secs(5));
 
     println!("tasks:   {orders} created, {complete} complete, {failed} error");

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -47,6 +47,10 @@ pub struct TaskSequenceStep {
     pub workflow_step: WorkflowStepInfo,
     /// Parent step name → that step's result value.
     pub dependency_results: BTreeMap<String, Arc<Value>>,
+    /// Every other ancestor (grandparents and further up) → its result value. Upstream
+    /// handlers read any ancestor by name; these are shared, and converted for a
+    /// handler only when it asks for one.
+    pub ancestor_results: BTreeMap<String, Arc<Value>>,
     pub step_definition: Arc<StepDefinition>,
 }
 
@@ -64,6 +68,8 @@ pub struct StepExecutionEvent {
     pub span_id: Option<String>,
     /// How long the handler may run before the core fails the attempt.
     pub timeout: Duration,
+    /// When the step became ready to run (for the queue-wait measure).
+    pub ready_at: Option<SystemTime>,
 }
 
 impl StepExecutionEvent {
@@ -144,17 +150,53 @@ pub struct ResultMetadata {
 }
 
 /// Why a step attempt failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepExecutionError {
     pub message: String,
     pub error_type: String,
     pub retryable: bool,
     pub backtrace: Vec<String>,
+    /// A machine-readable code the handler chose (e.g. `"CARD_DECLINED"`), kept with the
+    /// recorded error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Free-form data the handler attached to the error, kept with the recorded error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// How long the handler asks to wait before the next attempt; replaces the backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_millis")]
+    pub retry_after: Option<Duration>,
 }
 
 impl StepExecutionError {
     pub fn new(message: impl Into<String>, error_type: impl Into<String>, retryable: bool) -> Self {
-        Self { message: message.into(), error_type: error_type.into(), retryable, backtrace: Vec::new() }
+        Self {
+            message: message.into(),
+            error_type: error_type.into(),
+            retryable,
+            backtrace: Vec::new(),
+            error_code: None,
+            context: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// `Option<Duration>` as whole milliseconds (how a stored error keeps `retry_after`).
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => serializer.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(deserializer)?.map(Duration::from_millis))
     }
 }
 
@@ -164,6 +206,9 @@ pub mod error_types {
     pub const HANDLER_PANIC: &str = "handler_panic";
     pub const HANDLER_NOT_FOUND: &str = "handler_not_found";
     pub const WORKER_SHUTDOWN: &str = "worker_shutdown";
+    /// The worker holding the step stopped heartbeating (killed, lost its host); the step
+    /// runs again elsewhere.
+    pub const WORKER_LOST: &str = "worker_lost";
     pub const HANDLER_ERROR: &str = "handler_error";
 }
 

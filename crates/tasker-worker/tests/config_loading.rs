@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tasker_worker::config::loader::{embedded_files, KeyProblem, OVERRIDES_LABEL};
-use tasker_worker::config::{ConfigError, ConfigLoader, ConfigSource, TaskerConfig};
+use tasker_worker::{embedded_files, KeyProblem, OVERRIDES_LABEL};
+use tasker_worker::{ConfigError, ConfigLoader, ConfigSource, TaskerConfig};
 use tempfile::TempDir;
 use toml::Value;
 
@@ -115,7 +115,7 @@ fn shipped_base_files_set_every_leaf_key_of_the_defaults() {
     let missing: Vec<_> = expected.difference(&in_base).collect();
     assert!(missing.is_empty(), "keys of TaskerConfig missing from config/tasker/base: {missing:?}");
     assert!(expected.contains(&format!("{HD}.max_concurrent_handlers")));
-    assert_eq!(expected.len(), 20, "leaf count of TaskerConfig changed: {expected:?}");
+    assert_eq!(expected.len(), 23, "leaf count of TaskerConfig changed: {expected:?}");
 }
 
 #[test]
@@ -399,7 +399,7 @@ fn backoff_base_above_max_backoff_names_both_files() {
 fn every_problem_is_reported_at_once() {
     let root = shipped_base_plus(&[
         ("environments/plain/a.toml", "[worker]\nthreads = 2\n"),
-        ("environments/plain/b.toml", "[orchestration]\nfinished_task_retention = true\n"),
+        ("environments/plain/b.toml", "[storage.embedded]\nmax_unfinished_tasks = true\n"),
     ]);
     let error = load_dir(root.path(), "plain").unwrap_err();
     let keys: Vec<_> = error
@@ -414,7 +414,7 @@ fn every_problem_is_reported_at_once() {
         keys,
         [
             (path_str(root.path(), "environments/plain/a.toml"), "worker.threads".to_owned()),
-            (path_str(root.path(), "environments/plain/b.toml"), "orchestration.finished_task_retention".to_owned()),
+            (path_str(root.path(), "environments/plain/b.toml"), "storage.embedded.max_unfinished_tasks".to_owned()),
         ]
     );
     assert!(error.to_string().starts_with("2 configuration errors:"), "{error}");
@@ -575,7 +575,9 @@ fn every_bounded_key_rejects_a_value_out_of_range_naming_file_and_key() {
         ("mpsc_channels.worker.ffi_dispatch.late_completion_memory".to_owned(), "10000001"),
         ("mpsc_channels.worker.completion.actor_buffer_size".to_owned(), "0"),
         ("mpsc_channels.worker.completion.batch_size".to_owned(), "10001"),
-        ("orchestration.finished_task_retention".to_owned(), "0"),
+        ("storage.embedded.finished_task_retention_seconds".to_owned(), "315360001"),
+        ("storage.embedded.finished_task_memory_budget_bytes".to_owned(), "1099511627777"),
+        ("storage.embedded.max_unfinished_tasks".to_owned(), "0"),
         ("orchestration.default_retry.max_attempts".to_owned(), "0"),
         ("orchestration.default_retry.backoff_base_ms".to_owned(), "999999"),
         ("orchestration.default_retry.max_backoff_ms".to_owned(), "86400001"),

@@ -15,12 +15,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use common::{assert_quiet, error_of, eventually, recv_result, PATIENCE};
-use tasker_worker::messages::{
-    error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionEvent, StepExecutionResult,
-};
-use tasker_worker::worker::handlers::ffi_dispatch_channel::{CompleteOutcome, FfiChannelTasks, TryComplete};
-use tasker_worker::worker::handlers::{FfiDispatchChannel, FfiDispatchChannelConfig};
-use tasker_worker::worker::slots::DispatchSlots;
+use tasker_worker::{error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionEvent, StepExecutionResult};
+use tasker_worker::{ChangeFeed, DispatchSlots};
+use tasker_worker::{CompleteOutcome, FfiChannelTasks, TryComplete};
+use tasker_worker::{FfiDispatchChannel, FfiDispatchChannelConfig};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -35,7 +33,8 @@ struct Harness {
 fn harness(completion_capacity: usize, config: FfiDispatchChannelConfig) -> Harness {
     let (dispatch_tx, dispatch_rx) = mpsc::channel(256);
     let (completion_tx, completions) = mpsc::channel(completion_capacity);
-    let channel = Arc::new(FfiDispatchChannel::new(dispatch_rx, completion_tx, config));
+    let channel =
+        Arc::new(FfiDispatchChannel::new(dispatch_rx, completion_tx, config, Arc::new(ChangeFeed::new(None))));
     let tasks = channel.start(&tokio::runtime::Handle::current());
     assert!(tasks.is_some(), "a fresh channel starts");
     Harness { channel, tasks, dispatch_tx, completions, slots: DispatchSlots::new(256) }
@@ -111,7 +110,7 @@ async fn polled_event_is_the_dispatched_one_and_completion_stamps_its_identity()
     assert_eq!(h.slots.in_flight(), 1);
 
     // The result carries a bogus identity; the channel must overwrite it.
-    let bogus = tasker_worker::messages::StepIdentity {
+    let bogus = tasker_worker::StepIdentity {
         event_id: Uuid::new_v4(),
         task_uuid: Uuid::new_v4(),
         step_uuid: Uuid::new_v4(),

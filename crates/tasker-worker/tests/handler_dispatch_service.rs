@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use common::{assert_quiet, error_of, eventually, recv_result};
-use tasker_worker::messages::{error_types, DispatchHandlerMessage, StepExecutionEvent, StepExecutionResult};
-use tasker_worker::worker::handlers::{HandlerDispatchHandle, HandlerDispatchService, HandlerError, HandlerRegistry};
-use tasker_worker::worker::slots::DispatchSlots;
-use tasker_worker::worker::DispatchHandles;
+use tasker_worker::DispatchHandles;
+use tasker_worker::DispatchSlots;
+use tasker_worker::{error_types, DispatchHandlerMessage, StepExecutionEvent, StepExecutionResult};
+use tasker_worker::{HandlerDispatchHandle, HandlerDispatchService, HandlerError, HandlerRegistry};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -67,7 +67,7 @@ async fn never_runs_more_than_max_concurrent_handlers_and_uses_all_of_them() {
     let mut registry = HandlerRegistry::new();
     {
         let (current, peak) = (Arc::clone(&current), Arc::clone(&peak));
-        registry.register("Tests::Sleepy", move |step: tasker_worker::messages::TaskSequenceStep| {
+        registry.register("Tests::Sleepy", move |step: tasker_worker::TaskSequenceStep| {
             let (current, peak) = (Arc::clone(&current), Arc::clone(&peak));
             async move {
                 let now = current.fetch_add(1, Ordering::SeqCst) + 1;
@@ -123,7 +123,7 @@ async fn a_handler_past_its_deadline_is_a_retryable_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_is_a_permanent_handler_panic_with_its_message() {
     let mut registry = HandlerRegistry::new();
-    registry.register("Tests::Panics", |step: tasker_worker::messages::TaskSequenceStep| async move {
+    registry.register("Tests::Panics", |step: tasker_worker::TaskSequenceStep| async move {
         if step.workflow_step.attempts > 0 {
             panic!("ledger out of balance by {}", 42);
         }
@@ -191,7 +191,7 @@ async fn an_unknown_callable_is_a_permanent_handler_not_found_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_carry_timing_metadata() {
     let mut registry = HandlerRegistry::new();
-    registry.register("Tests::Slow", |step: tasker_worker::messages::TaskSequenceStep| async move {
+    registry.register("Tests::Slow", |step: tasker_worker::TaskSequenceStep| async move {
         tokio::time::sleep(Duration::from_millis(30)).await;
         Ok(json!({ "name": step.workflow_step.name }))
     });
@@ -291,7 +291,7 @@ async fn stop_with_nothing_running_reports_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_dispatch_channel_ends_the_service_after_running_what_it_got() {
     let mut registry = HandlerRegistry::new();
-    registry.register("Tests::Echo", |step: tasker_worker::messages::TaskSequenceStep| async move {
+    registry.register("Tests::Echo", |step: tasker_worker::TaskSequenceStep| async move {
         Ok(json!(step.workflow_step.name))
     });
     let h = start(registry, 2);

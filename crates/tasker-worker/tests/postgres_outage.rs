@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use tasker_worker::store::postgres::listener::{ChangeListener, ListenerSettings, Notice};
-use tasker_worker::store::postgres::{open, Database, PostgresConfig};
+use tasker_worker::postgres::listener::{ChangeListener, ListenerSettings, Notice};
+use tasker_worker::postgres::{open, Database, PostgresConfig};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-async fn select_one(db: &Database) -> Result<i32, tasker_worker::store::postgres::PgStoreError> {
+async fn select_one(db: &Database) -> Result<i32, tasker_worker::postgres::PgStoreError> {
     let client = db.client().await?;
     let statement = client.prepare_cached("SELECT 1").await.map_err(|e| db.failed("select 1", &e))?;
     let row = client.query_one(&statement, &[]).await.map_err(|e| db.failed("select 1", &e))?;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use tasker_worker::store::postgres::listener::{ChangeListener, ListenerSettings, Notice};
-use tasker_worker::store::postgres::{open, sql, DatabaseUrl, PostgresConfig};
+use tasker_worker::postgres::listener::{ChangeListener, ListenerSettings, Notice};
+use tasker_worker::postgres::{open, sql, DatabaseUrl, PostgresConfig};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 

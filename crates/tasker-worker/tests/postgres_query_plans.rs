@@ -5,7 +5,7 @@
 
 mod pg;
 
-use tasker_worker::store::postgres::{open, PostgresConfig};
+use tasker_worker::postgres::{open, PostgresConfig};
 
 #[tokio::test]
 async fn each_hot_statement_uses_its_index() {

@@ -6,8 +6,8 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use tasker_worker::store::postgres::migrate::{self, ensure_schema_with, Migration};
-use tasker_worker::store::postgres::{open, Database, DatabaseUrl, PgStoreError, PoolSettings, PostgresConfig};
+use tasker_worker::postgres::migrate::{self, ensure_schema_with, Migration};
+use tasker_worker::postgres::{open, Database, DatabaseUrl, PgStoreError, PoolSettings, PostgresConfig};
 
 fn database(url: &str) -> Database {
     Database::new(DatabaseUrl::parse(url).expect("test URL parses"), PoolSettings::default()).expect("pool")

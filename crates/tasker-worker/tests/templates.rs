@@ -5,9 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use tasker_worker::config::RetryDefaults;
-use tasker_worker::template::validate::{compile, parse_yaml, Problem};
-use tasker_worker::template::{TemplateError, TemplateRegistry, WorkflowTemplate};
+use tasker_worker::RetryDefaults;
+use tasker_worker::{compile, parse_yaml, Problem};
+use tasker_worker::{TemplateError, TemplateRegistry, WorkflowTemplate};
 
 const FILE: &str = "templates/sample.yaml";
 
@@ -336,7 +336,7 @@ fn rejects_a_cycle_naming_the_steps_on_it() {
         TemplateError::Invalid { problem: Problem::Cycle { steps }, .. } => assert_eq!(steps, &["a", "c", "b", "a"]),
         other => panic!("expected a cycle error, got {other:?}"),
     }
-    assert_mentions(&err.to_string(), &[FILE, "demo/sample@1.0.0", "dependency cycle: a -> c -> b -> a"]);
+    assert_mentions(&err.to_string(), &[FILE, "demo/sample@1.0.0", "dependency cycle of 3 steps: a -> c -> b -> a"]);
 }
 
 #[test]
@@ -352,12 +352,24 @@ fn rejects_a_cycle_that_is_not_reachable_from_a_root() {
     dependencies: [x]
 ",
     );
-    assert_mentions(&error_of(&yaml), &["dependency cycle: x -> y -> x"]);
+    assert_mentions(&error_of(&yaml), &["dependency cycle of 2 steps: x -> y -> x"]);
+}
+
+#[test]
+fn a_cycle_through_ten_thousand_steps_is_reported_in_a_short_message() {
+    let mut steps = String::new();
+    for i in 0..10_000 {
+        let parent = if i == 0 { 9_999 } else { i - 1 };
+        steps.push_str(&format!("  - {{ name: s{i}, handler: {{ callable: A }}, dependencies: [s{parent}] }}\n"));
+    }
+    let msg = error_of(&with_steps(&steps));
+    assert!(msg.len() < 1_000, "{} bytes: {msg}", msg.len());
+    assert_mentions(&msg, &["dependency cycle of 10000 steps", "... (9989 more) ->"]);
 }
 
 #[test]
 fn rejects_max_attempts_out_of_range() {
-    for value in [0, 1001] {
+    for value in [1001, 5000] {
         let msg = error_of(&with_steps(&format!(
             "  - name: pay\n    handler: {{ callable: A }}\n    retry: {{ max_attempts: {value} }}\n"
         )));
@@ -414,9 +426,14 @@ fn rejects_bad_defaults_and_says_they_are_defaults() {
 
 #[test]
 fn rejects_timeouts_out_of_range() {
-    for (value, shown) in
-        [("0", "got 0"), ("-1", "got -1"), (".nan", "got NaN"), (".inf", "got inf"), ("86400.5", "got 86400.5")]
-    {
+    for (value, shown) in [
+        ("0", "got 0"),
+        ("0.0001", "got 0.0001"),
+        ("-1", "got -1"),
+        (".nan", "got NaN"),
+        (".inf", "got inf"),
+        ("86400.5", "got 86400.5"),
+    ] {
         let msg = error_of(&with_steps(&format!(
             "  - name: slow\n    handler: {{ callable: A }}\n    timeout_seconds: {value}\n"
         )));

@@ -1,7 +1,7 @@
-//! End to end through `EmbeddedSystem`: orchestrator → executor → dispatch channel →
-//! Rust handlers or a foreign-style polling loop → completion path → orchestrator.
+//! End to end through `System` on the embedded store: store → executor → dispatch
+//! channel → Rust handlers or a foreign-style polling loop → completion path → store.
 //!
-//! `EmbeddedSystem` owns a tokio runtime, so these are plain `#[test]`s: a runtime must
+//! `System` owns a tokio runtime, so these are plain `#[test]`s: a runtime must
 //! not be dropped inside an async context.
 
 mod common;
@@ -15,11 +15,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use common::{eventually_blocking, template, PATIENCE};
-use tasker_worker::config::{HandlerDispatchConfig, TaskerConfig};
-use tasker_worker::embedded::{EmbeddedSystem, StartOutcome};
-use tasker_worker::messages::{error_types, StepExecutionResult, TaskSequenceStep};
-use tasker_worker::orchestrator::{TaskRequest, TaskStatusView, WaitOutcome};
-use tasker_worker::worker::handlers::{HandlerError, HandlerRegistry};
+use tasker_worker::{
+    error_types, HandlerDispatchConfig, HandlerError, HandlerRegistry, NewTask, StartOutcome, StepExecutionResult,
+    StepStatus, System, TaskSequenceStep, TaskStatus, TaskStatusView, TaskerConfig, WaitOutcome,
+};
 
 const SUMS: &str = "\
 name: sums
@@ -32,26 +31,32 @@ steps:
   - { name: total, handler: { callable: Math::Sum }, dependencies: [double, add_ten] }
 ";
 
-fn system() -> EmbeddedSystem {
-    EmbeddedSystem::new(TaskerConfig::default(), "test").expect("runtime starts")
+fn system() -> System {
+    System::embedded(TaskerConfig::default(), "test").expect("runtime starts")
 }
 
 fn dispatch(max_concurrent_handlers: usize) -> HandlerDispatchConfig {
     HandlerDispatchConfig { max_concurrent_handlers, handler_timeout_ms: 10_000, ..HandlerDispatchConfig::default() }
 }
 
-fn create(system: &EmbeddedSystem, namespace: &str, name: &str, context: Value) -> Uuid {
-    system
-        .orchestrator()
-        .create_task(TaskRequest { namespace: namespace.into(), name: name.into(), version: None, context })
-        .expect("task created")
+fn create(system: &System, namespace: &str, name: &str, context: Value) -> Uuid {
+    let task = NewTask::new(namespace, name, context);
+    system.run_blocking(system.create_task(task), None).expect("not cancelled").expect("task created").task_uuid
 }
 
-fn wait(system: &EmbeddedSystem, task: &Uuid) -> TaskStatusView {
-    match system.orchestrator().wait_for_task_blocking(task, PATIENCE, &|| false) {
+fn status(system: &System, task: &Uuid) -> TaskStatusView {
+    system.run_blocking(system.task_status(*task), None).expect("not cancelled").expect("task is readable")
+}
+
+fn wait(system: &System, task: &Uuid) -> TaskStatusView {
+    match system.wait_for_task_blocking(*task, PATIENCE, &|| false) {
         Ok(WaitOutcome::Finished(view)) => view,
-        other => panic!("task {task} did not finish: {other:?}; now {:?}", system.orchestrator().task_status(task)),
+        other => panic!("task {task} did not finish: {other:?}; now {:?}", status(system, task)),
     }
+}
+
+fn register(system: &System, template: tasker_worker::WorkflowTemplate) {
+    system.register_template(template).expect("template registers");
 }
 
 fn int(value: &Value) -> i64 {
@@ -79,7 +84,7 @@ fn sums_registry() -> HandlerRegistry {
 }
 
 fn assert_sums(view: &TaskStatusView, n: i64) {
-    assert_eq!(view.status, "complete", "{view:?}");
+    assert_eq!(view.status, TaskStatus::Complete, "{view:?}");
     let result = |name: &str| int(view.step(name).unwrap().result.as_deref().expect("a result"));
     assert_eq!(result("seed"), n);
     assert_eq!(result("double"), 2 * n);
@@ -91,32 +96,36 @@ fn assert_sums(view: &TaskStatusView, n: i64) {
 #[test]
 fn diamond_workflow_with_rust_handlers_completes_with_summed_results() {
     let system = system();
-    system.orchestrator().register_template(template(SUMS));
-    let started = system.start_rust_worker(dispatch(4), sums_registry());
+    register(&system, template(SUMS));
+    let started = system.start_rust_worker(dispatch(4), sums_registry()).expect("worker starts");
     assert!(matches!(started, StartOutcome::Started { .. }));
     assert!(matches!(
         system.start_rust_worker(dispatch(4), HandlerRegistry::new()),
-        StartOutcome::AlreadyRunning { .. }
+        Ok(StartOutcome::AlreadyRunning { .. })
     ));
-    let status = system.worker_status();
-    assert_eq!((status.running, status.consumer), (true, Some("rust")));
+    let worker = system.worker_status();
+    assert_eq!((worker.running, worker.consumer), (true, Some("rust")));
 
     let tasks: Vec<(Uuid, i64)> = (0..20).map(|n| (create(&system, "math", "sums", json!({ "n": n })), n)).collect();
     for (task, n) in &tasks {
         assert_sums(&wait(&system, task), *n);
     }
-    let stats = system.orchestrator().stats();
-    assert_eq!((stats.tasks_completed, stats.steps_succeeded, stats.step_failures), (20, 80, 0));
+    // The counters count a batch after the store recorded it: stopping the worker drains
+    // the completion path, so they are final then.
     let report = system.stop_worker(Duration::from_secs(1)).expect("a worker was running");
     assert_eq!(report.unfinished_reported, 0);
+    let stats = system.counters().snapshot();
+    assert_eq!((stats.tasks_completed, stats.steps_succeeded, stats.step_failures), (20, 80, 0));
     assert!(!system.worker_status().running);
 }
 
 #[test]
 fn a_step_that_fails_twice_then_succeeds_completes_on_its_third_attempt() {
     let system = system();
-    system.orchestrator().register_template(template(
-        "\
+    register(
+        &system,
+        template(
+            "\
 name: flaky
 namespace_name: pay
 version: 1.0.0
@@ -126,7 +135,8 @@ steps:
     retry: { max_attempts: 3, backoff_base_ms: 10, max_backoff_ms: 50 }
   - { name: receipt, handler: { callable: Pay::Receipt }, dependencies: [charge] }
 ",
-    ));
+        ),
+    );
     let calls = Arc::new(AtomicUsize::new(0));
     let mut registry = HandlerRegistry::new();
     {
@@ -146,27 +156,29 @@ steps:
     registry.register("Pay::Receipt", |step: TaskSequenceStep| async move {
         Ok(json!({ "for": Value::clone(&step.dependency_results["charge"]) }))
     });
-    system.start_rust_worker(dispatch(2), registry);
+    system.start_rust_worker(dispatch(2), registry).expect("worker starts");
     let task = create(&system, "pay", "flaky", json!({}));
     let view = wait(&system, &task);
-    assert_eq!(view.status, "complete");
+    assert_eq!(view.status, TaskStatus::Complete);
     let charge = view.step("charge").unwrap();
     assert_eq!(charge.attempts, 3);
     assert!(charge.error.is_none(), "a later success clears the error");
     assert_eq!(charge.result.as_deref(), Some(&json!({ "charged_on_attempt": 3 })));
     assert_eq!(view.step("receipt").unwrap().result.as_deref(), Some(&json!({ "for": { "charged_on_attempt": 3 } })));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    let stats = system.orchestrator().stats();
-    assert_eq!((stats.retries_scheduled, stats.step_failures), (2, 2));
     system.stop_worker(Duration::from_secs(1));
+    let stats = system.counters().snapshot();
+    assert_eq!((stats.retries_scheduled, stats.step_failures), (2, 2));
 }
 
 #[test]
 fn a_permanent_failure_ends_the_task_in_error_with_the_handlers_message_intact() {
     const MESSAGE: &str = "order 17 rejected: card declined (code 51) — «do not honor»";
     let system = system();
-    system.orchestrator().register_template(template(
-        "\
+    register(
+        &system,
+        template(
+            "\
 name: checkout
 namespace_name: shop
 version: 1.0.0
@@ -174,7 +186,8 @@ steps:
   - { name: validate, handler: { callable: Shop::Validate }, retry: { max_attempts: 3 } }
   - { name: ship, handler: { callable: Shop::Ship }, dependencies: [validate] }
 ",
-    ));
+        ),
+    );
     let shipped = Arc::new(AtomicUsize::new(0));
     let mut registry = HandlerRegistry::new();
     registry.register("Shop::Validate", |_step| async { Err(HandlerError::permanent(MESSAGE)) });
@@ -185,17 +198,17 @@ steps:
             async { Ok(json!("shipped")) }
         });
     }
-    system.start_rust_worker(dispatch(2), registry);
+    system.start_rust_worker(dispatch(2), registry).expect("worker starts");
     let task = create(&system, "shop", "checkout", json!({}));
     let view = wait(&system, &task);
-    assert_eq!(view.status, "error");
+    assert_eq!(view.status, TaskStatus::Error);
     let validate = view.step("validate").unwrap();
-    assert_eq!((validate.status, validate.attempts), ("error", 1), "a permanent error is not retried");
+    assert_eq!((validate.status, validate.attempts), (StepStatus::Error, 1), "a permanent error is not retried");
     let error = validate.error.as_ref().unwrap();
     assert_eq!(error.message, MESSAGE);
     assert_eq!(error.error_type, "PermanentError");
     assert!(!error.retryable);
-    assert_eq!(view.step("ship").unwrap().status, "pending");
+    assert_eq!(view.step("ship").unwrap().status, StepStatus::Skipped);
     assert_eq!(shipped.load(Ordering::SeqCst), 0, "the dependent never ran");
     system.stop_worker(Duration::from_secs(1));
 }
@@ -203,16 +216,11 @@ steps:
 #[test]
 fn a_step_without_a_registered_handler_fails_the_task_naming_the_callable() {
     let system = system();
-    system.orchestrator().register_template(template(&common::single_step_yaml(
-        "shop",
-        "lost",
-        "find",
-        "Shop::NotRegistered",
-    )));
-    system.start_rust_worker(dispatch(2), HandlerRegistry::new());
+    register(&system, template(&common::single_step_yaml("shop", "lost", "find", "Shop::NotRegistered")));
+    system.start_rust_worker(dispatch(2), HandlerRegistry::new()).expect("worker starts");
     let task = create(&system, "shop", "lost", json!({}));
     let view = wait(&system, &task);
-    assert_eq!(view.status, "error");
+    assert_eq!(view.status, TaskStatus::Error);
     let step = &view.steps[0];
     assert_eq!(step.attempts, 1, "a missing handler is not retried");
     let error = step.error.as_ref().unwrap();
@@ -226,7 +234,7 @@ fn in_flight_steps_never_exceed_max_concurrent_handlers() {
     const MAX: usize = 4;
     const TASKS: usize = 200;
     let system = system();
-    system.orchestrator().register_template(template(&common::single_step_yaml("load", "one", "work", "Load::Work")));
+    register(&system, template(&common::single_step_yaml("load", "one", "work", "Load::Work")));
     let current = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let mut registry = HandlerRegistry::new();
@@ -244,7 +252,7 @@ fn in_flight_steps_never_exceed_max_concurrent_handlers() {
         });
     }
     let tasks: Vec<Uuid> = (0..TASKS).map(|i| create(&system, "load", "one", json!({ "i": i }))).collect();
-    system.start_rust_worker(dispatch(MAX), registry);
+    system.start_rust_worker(dispatch(MAX), registry).expect("worker starts");
 
     let done = Arc::new(AtomicBool::new(false));
     let sampled_max = std::thread::scope(|scope| {
@@ -257,7 +265,7 @@ fn in_flight_steps_never_exceed_max_concurrent_handlers() {
             max
         });
         for task in &tasks {
-            assert_eq!(wait(&system, task).status, "complete");
+            assert_eq!(wait(&system, task).status, TaskStatus::Complete);
         }
         done.store(true, Ordering::SeqCst);
         sampler.join().unwrap()
@@ -267,13 +275,13 @@ fn in_flight_steps_never_exceed_max_concurrent_handlers() {
     assert_eq!(peak, MAX, "the worker should use its {MAX} slots");
     assert!(sampled_max <= MAX, "in_flight reached {sampled_max}, limit {MAX}");
     assert!(sampled_max >= 1, "the sampler never saw work in flight");
-    assert_eq!(system.orchestrator().stats().tasks_completed, TASKS as u64);
+    eventually_blocking("every task counted", || system.counters().snapshot().tasks_completed == TASKS as u64);
     // Idle, still running: nothing is in flight (no capacity is held while idle).
     eventually_blocking("an idle worker holds no slot", || system.worker_status().in_flight == 0);
     assert!(system.worker_status().running);
     // And it still picks up new work after idling.
     let more = create(&system, "load", "one", json!({}));
-    assert_eq!(wait(&system, &more).status, "complete");
+    assert_eq!(wait(&system, &more).status, TaskStatus::Complete);
     system.stop_worker(Duration::from_secs(1));
     assert_eq!(system.worker_status().in_flight, 0);
 }
@@ -282,7 +290,7 @@ fn in_flight_steps_never_exceed_max_concurrent_handlers() {
 fn stopping_the_worker_reports_unfinished_steps_and_a_new_worker_finishes_them() {
     const TASKS: usize = 5;
     let system = system();
-    system.orchestrator().register_template(template(&common::single_step_yaml("ops", "slow", "work", "Ops::Work")));
+    register(&system, template(&common::single_step_yaml("ops", "slow", "work", "Ops::Work")));
     let started = Arc::new(AtomicUsize::new(0));
     let mut stuck = HandlerRegistry::new();
     {
@@ -296,23 +304,23 @@ fn stopping_the_worker_reports_unfinished_steps_and_a_new_worker_finishes_them()
         });
     }
     let tasks: Vec<Uuid> = (0..TASKS).map(|_| create(&system, "ops", "slow", json!({}))).collect();
-    system.start_rust_worker(dispatch(2), stuck);
+    system.start_rust_worker(dispatch(2), stuck).expect("worker starts");
     eventually_blocking("two handlers running", || started.load(Ordering::SeqCst) == 2);
     assert_eq!(system.worker_status().in_flight, 2);
 
     let report = system.stop_worker(Duration::from_millis(50)).expect("a worker was running");
     assert_eq!(report.unfinished_reported, 2, "both running handlers were abandoned and reported");
-    let status = system.worker_status();
-    assert!(!status.running);
-    assert_eq!(status.in_flight, 0);
+    let worker = system.worker_status();
+    assert!(!worker.running);
+    assert_eq!(worker.in_flight, 0);
     assert_eq!(started.load(Ordering::SeqCst), 2, "no more than the two were dispatched");
 
-    let views: Vec<TaskStatusView> = tasks.iter().map(|t| system.orchestrator().task_status(t).unwrap()).collect();
+    let views: Vec<TaskStatusView> = tasks.iter().map(|t| status(&system, t)).collect();
     let interrupted: Vec<&TaskStatusView> = views.iter().filter(|v| v.steps[0].error.is_some()).collect();
     assert_eq!(interrupted.len(), 2);
     for view in &views {
         let step = &view.steps[0];
-        assert_eq!(step.status, "enqueued", "every step waits for the next worker");
+        assert_eq!(step.status, StepStatus::Enqueued, "every step waits for the next worker");
         assert_eq!(step.attempts, 0, "an interrupted attempt does not count");
         if let Some(error) = &step.error {
             assert_eq!(error.error_type, error_types::WORKER_SHUTDOWN);
@@ -324,10 +332,10 @@ fn stopping_the_worker_reports_unfinished_steps_and_a_new_worker_finishes_them()
 
     let mut quick = HandlerRegistry::new();
     quick.register("Ops::Work", |_step| async { Ok(json!("done")) });
-    assert!(matches!(system.start_rust_worker(dispatch(2), quick), StartOutcome::Started { .. }));
+    assert!(matches!(system.start_rust_worker(dispatch(2), quick), Ok(StartOutcome::Started { .. })));
     for task in tasks.iter().chain([&late]) {
         let view = wait(&system, task);
-        assert_eq!(view.status, "complete");
+        assert_eq!(view.status, TaskStatus::Complete);
         assert_eq!(view.steps[0].attempts, 1);
         assert!(view.steps[0].error.is_none());
         assert_eq!(view.steps[0].result.as_deref(), Some(&json!("done")));
@@ -336,7 +344,7 @@ fn stopping_the_worker_reports_unfinished_steps_and_a_new_worker_finishes_them()
 }
 
 /// A foreign-style loop on a plain thread: poll with a timeout, run, complete.
-fn polling_loop(system: &EmbeddedSystem, stop: &AtomicBool, handled: &AtomicUsize) {
+fn polling_loop(system: &System, stop: &AtomicBool, handled: &AtomicUsize) {
     let channel = system.ffi_channel().expect("the FFI worker runs");
     while !stop.load(Ordering::SeqCst) {
         let Some(event) = channel.poll_wait(Duration::from_millis(50), &|| stop.load(Ordering::SeqCst)) else {
@@ -352,9 +360,9 @@ fn polling_loop(system: &EmbeddedSystem, stop: &AtomicBool, handled: &AtomicUsiz
 fn an_ffi_worker_driven_by_plain_polling_threads_completes_tasks() {
     const TASKS: i64 = 50;
     let system = system();
-    system.orchestrator().register_template(template(SUMS));
+    register(&system, template(SUMS));
     assert!(system.ffi_channel().is_none(), "no worker yet");
-    system.start_ffi_worker(dispatch(4));
+    system.start_ffi_worker(dispatch(4), 4).expect("worker starts");
     assert_eq!(system.worker_status().consumer, Some("ffi"));
     let channel = system.ffi_channel().expect("the FFI worker has a channel");
 
@@ -384,9 +392,9 @@ fn an_ffi_worker_driven_by_plain_polling_threads_completes_tasks() {
 #[test]
 fn stopping_an_ffi_worker_reports_polled_and_unpolled_events_and_a_rust_worker_finishes_them() {
     let system = system();
-    system.orchestrator().register_template(template(&common::single_step_yaml("ops", "one", "work", "Ops::Work")));
+    register(&system, template(&common::single_step_yaml("ops", "one", "work", "Ops::Work")));
     let tasks: Vec<Uuid> = (0..5).map(|_| create(&system, "ops", "one", json!({}))).collect();
-    system.start_ffi_worker(dispatch(3));
+    system.start_ffi_worker(dispatch(3), 3).expect("worker starts");
     let channel = system.ffi_channel().unwrap();
     // Three slots: three events are dispatched; one is polled and never completed.
     eventually_blocking("three events dispatched", || channel.metrics().waiting_in_dispatch == 3);
@@ -398,14 +406,14 @@ fn stopping_an_ffi_worker_reports_polled_and_unpolled_events_and_a_rust_worker_f
     assert!(!channel.complete(held.event_id, StepExecutionResult::success(json!("late"))), "too late after stop");
     let shutdown_errors = tasks
         .iter()
-        .map(|t| system.orchestrator().task_status(t).unwrap())
+        .map(|t| status(&system, t))
         .filter(|v| v.steps[0].error.as_ref().is_some_and(|e| e.error_type == error_types::WORKER_SHUTDOWN))
         .count();
     assert_eq!(shutdown_errors, 3);
 
     let mut registry = HandlerRegistry::new();
     registry.register("Ops::Work", |step: TaskSequenceStep| async move { Ok(json!(step.workflow_step.attempts)) });
-    system.start_rust_worker(dispatch(3), registry);
+    system.start_rust_worker(dispatch(3), registry).expect("worker starts");
     let attempts: HashMap<Uuid, u32> = tasks.iter().map(|t| (*t, wait(&system, t).steps[0].attempts)).collect();
     assert!(attempts.values().all(|&a| a == 1), "shutdown did not use up attempts: {attempts:?}");
     system.stop_worker(Duration::from_secs(1));
@@ -414,8 +422,10 @@ fn stopping_an_ffi_worker_reports_polled_and_unpolled_events_and_a_rust_worker_f
 #[test]
 fn a_rust_handler_past_its_step_deadline_is_retried_then_fails_as_a_timeout() {
     let system = system();
-    system.orchestrator().register_template(template(
-        "\
+    register(
+        &system,
+        template(
+            "\
 name: stuck
 namespace_name: ops
 version: 1.0.0
@@ -425,7 +435,8 @@ steps:
     timeout_seconds: 0.05
     retry: { max_attempts: 2, backoff_base_ms: 10, max_backoff_ms: 10 }
 ",
-    ));
+        ),
+    );
     let calls = Arc::new(AtomicUsize::new(0));
     let mut registry = HandlerRegistry::new();
     {
@@ -438,10 +449,10 @@ steps:
             }
         });
     }
-    system.start_rust_worker(dispatch(2), registry);
+    system.start_rust_worker(dispatch(2), registry).expect("worker starts");
     let task = create(&system, "ops", "stuck", json!({}));
     let view = wait(&system, &task);
-    assert_eq!(view.status, "error");
+    assert_eq!(view.status, TaskStatus::Error);
     let step = &view.steps[0];
     assert_eq!(step.attempts, 2, "the timeout is retryable, so the step ran twice");
     let error = step.error.as_ref().unwrap();
@@ -455,8 +466,10 @@ steps:
 #[test]
 fn an_ffi_event_not_completed_by_its_deadline_is_retried_and_the_late_completion_is_refused() {
     let system = system();
-    system.orchestrator().register_template(template(
-        "\
+    register(
+        &system,
+        template(
+            "\
 name: slow_ffi
 namespace_name: ops
 version: 1.0.0
@@ -466,8 +479,9 @@ steps:
     timeout_seconds: 0.2
     retry: { max_attempts: 3, backoff_base_ms: 10, max_backoff_ms: 10 }
 ",
-    ));
-    system.start_ffi_worker(dispatch(2));
+        ),
+    );
+    system.start_ffi_worker(dispatch(2), 2).expect("worker starts");
     let channel = system.ffi_channel().unwrap();
     let task = create(&system, "ops", "slow_ffi", json!({}));
 
@@ -483,7 +497,7 @@ steps:
     assert!(channel.complete(second.event_id, StepExecutionResult::success(json!("on time"))));
 
     let view = wait(&system, &task);
-    assert_eq!(view.status, "complete");
+    assert_eq!(view.status, TaskStatus::Complete);
     assert_eq!(view.steps[0].attempts, 2);
     assert_eq!(view.steps[0].result.as_deref(), Some(&json!("on time")));
     let m = channel.metrics();

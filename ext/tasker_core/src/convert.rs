@@ -1,9 +1,12 @@
 //! Conversions between Ruby values and the core's types.
 //!
 //! Rust → Ruby: events, task status, metrics, JSON values (Hashes with String keys).
-//! Ruby → Rust: JSON-like values (nil, true, false, Integer, Float, String, Symbol,
-//! Array, Hash with String or Symbol keys), step results, UUIDs and durations. Every
-//! rejection names the offending key path, e.g. `result["metadata"]["custom"][2]`.
+//! Ruby → Rust: JSON-like values (nil, true, false, Integer of any size, Float, String,
+//! Symbol, Array, Hash with String or Symbol keys), step results, UUIDs and durations.
+//! Every rejection names the offending key path, e.g. `result["metadata"]["custom"][2]`.
+//!
+//! Integers keep their exact value both ways: a JSON number is kept as its decimal text
+//! (serde_json's `arbitrary_precision`), so a Ruby Bignum travels as its digits.
 //!
 //! All of this runs on a Ruby thread holding the GVL. Ruby values only live on the
 //! stack for the length of one call; nothing here stores one.
@@ -17,9 +20,10 @@ use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value}
 use serde_json::{Map, Number, Value as Json};
 use uuid::Uuid;
 
-use tasker_worker::messages::{ResultMetadata, StepExecutionError, StepExecutionResult};
-use tasker_worker::orchestrator::TaskStatusView;
-use tasker_worker::time_format::rfc3339_millis;
+use tasker_worker::{
+    rfc3339_millis, ResultMetadata, StepExecutionError, StepExecutionResult, StoreStats, TaskStatusView, TaskSummary,
+    WorkerView,
+};
 
 use crate::errors::{argument, class_name, short_inspect, type_error};
 
@@ -50,6 +54,18 @@ pub fn string_or_symbol(ruby: &Ruby, value: Value, expected: &str) -> Result<Str
     Err(type_error(ruby, format!("{expected}, got {}", class_name(value))))
 }
 
+/// A time as the RFC 3339 String every Hash uses.
+fn time_str(at: std::time::SystemTime) -> String {
+    rfc3339_millis(at)
+}
+
+fn opt_json(ruby: &Ruby, value: Option<&Json>) -> Result<Value, Error> {
+    match value {
+        Some(v) => json_to_ruby(v),
+        None => Ok(ruby.qnil().as_value()),
+    }
+}
+
 /// A `task_status` Hash.
 pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error> {
     let hash = ruby.hash_new();
@@ -57,25 +73,30 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
     hash.aset("namespace", ruby.str_new(&view.namespace))?;
     hash.aset("name", ruby.str_new(&view.name))?;
     hash.aset("version", ruby.str_new(&view.version))?;
-    hash.aset("status", view.status)?;
+    hash.aset("status", view.status.as_str())?;
+    hash.aset("priority", view.priority)?;
     hash.aset("correlation_id", uuid_str(ruby, &view.correlation_id))?;
-    hash.aset("created_at", rfc3339_millis(view.created_at))?;
-    hash.aset("completed_at", view.finished_at.map(rfc3339_millis))?;
+    hash.aset("context", json_to_ruby(&view.context)?)?;
+    hash.aset("created_at", time_str(view.created_at))?;
+    hash.aset("completed_at", view.finished_at.map(time_str))?;
+    hash.aset("run_at", view.run_at.map(time_str))?;
+    hash.aset("idempotency_key", view.idempotency_key.as_deref())?;
+    hash.aset("cancel_requested_at", view.cancel_requested_at.map(time_str))?;
+    hash.aset("cancel_reason", view.cancel_reason.as_deref())?;
     let steps = ruby.ary_new_capa(view.steps.len());
     for step in &view.steps {
         let s = ruby.hash_new();
         s.aset("name", ruby.str_new(&step.name))?;
         s.aset("step_uuid", uuid_str(ruby, &step.step_uuid))?;
-        s.aset("status", step.status)?;
+        s.aset("status", step.status.as_str())?;
         s.aset("attempts", step.attempts)?;
         s.aset("max_attempts", step.max_attempts)?;
-        s.aset(
-            "result",
-            match &step.result {
-                Some(v) => json_to_ruby(v)?,
-                None => ruby.qnil().as_value(),
-            },
-        )?;
+        let dependencies = ruby.ary_new_capa(step.dependencies.len());
+        for name in &step.dependencies {
+            dependencies.push(ruby.str_new(name))?;
+        }
+        s.aset("dependencies", dependencies)?;
+        s.aset("result", opt_json(ruby, step.result.as_deref())?)?;
         s.aset(
             "error",
             match &step.error {
@@ -83,6 +104,19 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
                 None => ruby.qnil().as_value(),
             },
         )?;
+        let history = ruby.ary_new_capa(step.history.len());
+        for attempt in &step.history {
+            let a = ruby.hash_new();
+            a.aset("attempt", attempt.attempt)?;
+            a.aset("outcome", attempt.outcome.as_str())?;
+            a.aset("started_at", attempt.started_at.as_deref())?;
+            a.aset("completed_at", attempt.completed_at.as_deref())?;
+            a.aset("duration_ms", attempt.duration_ms)?;
+            a.aset("error_type", attempt.error_type.as_deref())?;
+            a.aset("message", attempt.message.as_deref())?;
+            history.push(a)?;
+        }
+        s.aset("history", history)?;
         steps.push(s)?;
     }
     hash.aset("steps", steps)?;
@@ -99,6 +133,59 @@ fn error_to_hash(ruby: &Ruby, error: &StepExecutionError) -> Result<RHash, Error
         backtrace.push(ruby.str_new(line))?;
     }
     hash.aset("backtrace", backtrace)?;
+    hash.aset("error_code", error.error_code.as_deref())?;
+    hash.aset("context", opt_json(ruby, error.context.as_ref())?)?;
+    Ok(hash)
+}
+
+/// One task of a listing, as `TaskerCore.tasks` returns it.
+pub fn summary_to_hash(ruby: &Ruby, task: &TaskSummary) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset("task_uuid", uuid_str(ruby, &task.task_uuid))?;
+    hash.aset("status", task.status.as_str())?;
+    hash.aset("namespace", ruby.str_new(&task.namespace))?;
+    hash.aset("name", ruby.str_new(&task.name))?;
+    hash.aset("version", ruby.str_new(&task.version))?;
+    hash.aset("priority", task.priority)?;
+    hash.aset("created_at", time_str(task.created_at))?;
+    hash.aset("completed_at", task.finished_at.map(time_str))?;
+    Ok(hash)
+}
+
+/// The store's counts (`TaskerCore.stats` adds the channel's on top).
+pub fn stats_to_hash(ruby: &Ruby, stats: &StoreStats) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    let tasks = ruby.hash_new();
+    for (status, count) in &stats.tasks {
+        tasks.aset(status.as_str(), *count)?;
+    }
+    hash.aset("tasks", tasks)?;
+    hash.aset("steps_in_flight", stats.steps_in_flight)?;
+    hash.aset("steps_ready", stats.steps_ready)?;
+    hash.aset("steps_waiting_for_retry", stats.steps_waiting_for_retry)?;
+    hash.aset("workers_alive", stats.workers_alive)?;
+    let throughput = ruby.ary_new_capa(stats.throughput.len());
+    for minute in &stats.throughput {
+        let m = ruby.hash_new();
+        m.aset("minute", time_str(minute.minute))?;
+        m.aset("succeeded", minute.succeeded)?;
+        m.aset("failed", minute.failed)?;
+        throughput.push(m)?;
+    }
+    hash.aset("throughput", throughput)?;
+    Ok(hash)
+}
+
+/// One live worker, as `TaskerCore.workers` returns it.
+pub fn worker_to_hash(ruby: &Ruby, worker: &WorkerView) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    hash.aset("worker_id", ruby.str_new(&worker.worker_id))?;
+    hash.aset("host", ruby.str_new(&worker.host))?;
+    hash.aset("pid", worker.pid)?;
+    hash.aset("started_at", time_str(worker.started_at))?;
+    hash.aset("heartbeat_age_ms", worker.heartbeat_age.as_millis().min(u64::MAX as u128) as u64)?;
+    hash.aset("in_flight", worker.in_flight)?;
+    hash.aset("concurrency", worker.concurrency)?;
     Ok(hash)
 }
 
@@ -130,18 +217,26 @@ impl<'r> JsonReader<'r> {
         Self { ruby, root: root.into(), path: Vec::new(), bytes: 0 }
     }
 
+    /// Where the reader is, e.g. `result["metadata"]["custom"][2]`. A deep path shows its
+    /// first and last steps around a count of the rest, so a message stays short.
     fn location(&self) -> String {
-        let mut text = self.root.clone();
-        for segment in &self.path {
-            match segment {
-                Segment::Key(k) => {
-                    let _ = write!(text, "[{k:?}]");
-                }
-                Segment::Index(i) => {
-                    let _ = write!(text, "[{i}]");
-                }
+        const ENDS: usize = 4;
+        let write_segment = |text: &mut String, segment: &Segment| match segment {
+            Segment::Key(k) => {
+                let _ = write!(text, "[{k:?}]");
             }
+            Segment::Index(i) => {
+                let _ = write!(text, "[{i}]");
+            }
+        };
+        let mut text = self.root.clone();
+        if self.path.len() <= 2 * ENDS + 1 {
+            self.path.iter().for_each(|segment| write_segment(&mut text, segment));
+            return text;
         }
+        self.path[..ENDS].iter().for_each(|segment| write_segment(&mut text, segment));
+        let _ = write!(text, "...({} levels)...", self.path.len() - 2 * ENDS);
+        self.path[self.path.len() - ENDS..].iter().for_each(|segment| write_segment(&mut text, segment));
         text
     }
 
@@ -187,10 +282,7 @@ impl<'r> JsonReader<'r> {
             if let Ok(n) = i.to_i64() {
                 return Ok(Json::Number(n.into()));
             }
-            if let Ok(n) = i.to_u64() {
-                return Ok(Json::Number(n.into()));
-            }
-            return Err(self.arg_error("integer does not fit in 64 bits"));
+            return self.bignum(value);
         }
         if let Some(f) = Float::from_value(value) {
             let n = f.to_f64();
@@ -224,6 +316,21 @@ impl<'r> JsonReader<'r> {
         )))
     }
 
+    /// An Integer beyond 64 bits, as its decimal digits.
+    fn bignum(&mut self, value: Value) -> Result<Json, Error> {
+        // SAFETY: a live Integer on this Ruby thread; `rb_big2str` returns a new String.
+        let digits = unsafe { rb_sys::rb_big2str(value.as_raw(), 10) };
+        // SAFETY: the VALUE just returned is a live String.
+        let digits = unsafe { <Value as magnus::rb_sys::FromRawValue>::from_raw(digits) };
+        let digits = RString::from_value(digits).ok_or_else(|| self.arg_error("integer has no decimal digits"))?;
+        self.count_bytes(digits.len())?;
+        let text = digits.to_string().map_err(|_| self.arg_error("integer digits are not ASCII"))?;
+        if text.is_empty() || !text.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.arg_error(format!("{text:?} is not an integer's digits")));
+        }
+        Ok(Json::Number(Number::from_string_unchecked(text)))
+    }
+
     fn hash_key(&mut self, key: Value) -> Result<String, Error> {
         if let Some(s) = RString::from_value(key) {
             return self.string(s);
@@ -242,6 +349,12 @@ impl<'r> JsonReader<'r> {
         let mut map = Map::new();
         for (k, v) in hash_entries(hash)? {
             let name = self.hash_key(k)?;
+            if map.contains_key(&name) {
+                // `{a: 1, "a" => 2}`: both keys would become "a" and one value would be lost.
+                return Err(self.arg_error(format!(
+                    "the key {name:?} appears twice, as a String and as a Symbol; keep one of them"
+                )));
+            }
             self.path.push(Segment::Key(name.clone()));
             let read = self.read(v);
             self.path.pop();
@@ -344,8 +457,7 @@ pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult
             ),
         )
     })?;
-    let [success, result, metadata, error] =
-        known_keys(ruby, hash, "result", ["success", "result", "metadata", "error"])?;
+    let [success, result, metadata, error] = known_keys(ruby, hash, "result", crate::boundary::RESULT_KEYS)?;
     let success = match success {
         Some(v) => bool_at(ruby, v, "result[\"success\"]")?,
         None => return Err(argument(ruby, "result: missing required key \"success\" (true or false)")),
@@ -377,12 +489,8 @@ pub fn result_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionResult
 fn metadata_from_ruby(ruby: &Ruby, value: Value) -> Result<ResultMetadata, Error> {
     let hash = RHash::from_value(value)
         .ok_or_else(|| type_error(ruby, format!("result[\"metadata\"] must be a Hash, got {}", class_name(value))))?;
-    let [execution_time_ms, started_at, completed_at, retryable, custom] = known_keys(
-        ruby,
-        hash,
-        "result[\"metadata\"]",
-        ["execution_time_ms", "started_at", "completed_at", "retryable", "custom"],
-    )?;
+    let [execution_time_ms, started_at, completed_at, retryable, custom] =
+        known_keys(ruby, hash, "result[\"metadata\"]", crate::boundary::METADATA_KEYS)?;
     let execution_time_ms = match present(execution_time_ms) {
         None => None,
         Some(v) => Some(non_negative_ms(ruby, v, "result[\"metadata\"][\"execution_time_ms\"]")?),
@@ -418,8 +526,8 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
     let hash = RHash::from_value(value).ok_or_else(|| {
         type_error(ruby, format!("result[\"error\"] must be a Hash with \"message\", got {}", class_name(value)))
     })?;
-    let [message, error_type, retryable, backtrace] =
-        known_keys(ruby, hash, "result[\"error\"]", ["message", "error_type", "retryable", "backtrace"])?;
+    let [message, error_type, retryable, backtrace, error_code, context, retry_after] =
+        known_keys(ruby, hash, "result[\"error\"]", crate::boundary::ERROR_KEYS)?;
     let message = match present(message) {
         Some(v) => string_at(ruby, v, "result[\"error\"][\"message\"]")?,
         None => return Err(argument(ruby, "result[\"error\"]: missing required key \"message\"")),
@@ -446,7 +554,16 @@ fn error_from_ruby(ruby: &Ruby, value: Value) -> Result<StepExecutionError, Erro
             None => vec![string_at(ruby, v, "result[\"error\"][\"backtrace\"]")?],
         },
     };
-    Ok(StepExecutionError { message, error_type, retryable, backtrace })
+    let mut error = StepExecutionError::new(message, error_type, retryable);
+    error.backtrace = backtrace;
+    error.error_code =
+        present(error_code).map(|v| string_at(ruby, v, "result[\"error\"][\"error_code\"]")).transpose()?;
+    error.context = present(context).map(|v| ruby_to_json(ruby, v, "result[\"error\"][\"context\"]")).transpose()?;
+    error.retry_after = match present(retry_after) {
+        Some(v) => seconds_arg(ruby, v, "result[\"error\"][\"retry_after\"]")?,
+        None => None,
+    };
+    Ok(error)
 }
 
 /// A UUID given as a String; `what` names the argument in errors.

@@ -11,13 +11,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use magnus::value::Lazy;
 use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby};
 
-use tasker_worker::config::ConfigError;
-use tasker_worker::orchestrator::OrchestratorError;
-use tasker_worker::template::TemplateError;
+use tasker_worker::{ConfigError, StoreError, SystemError, TemplateError};
 
-/// The classes the binding raises, each `< TaskerCore::Errors::Error < StandardError`.
-const CLASSES: &[&str] =
-    &["ConfigurationError", "TemplateError", "TaskNotFoundError", "NotRunningError", "InternalError"];
+/// The classes the binding raises, each `< TaskerCore::Errors::Error < StandardError`
+/// (`TaskEvictedError < TaskNotFoundError`).
+const CLASSES: &[&str] = &[
+    "ConfigurationError",
+    "TemplateError",
+    "TaskNotFoundError",
+    "NotRunningError",
+    "InternalError",
+    "BackpressureError",
+    "IdempotencyConflictError",
+    "InvalidContextError",
+    "StoreUnavailableError",
+];
 
 fn errors_module(ruby: &Ruby) -> Result<RModule, Error> {
     let core = ruby.define_module("TaskerCore")?;
@@ -42,7 +50,22 @@ pub fn define_classes(ruby: &Ruby) -> Result<(), Error> {
             module.define_error(*name, base)?;
         }
     }
-    for lazy in [&CONFIGURATION_ERROR, &TEMPLATE_ERROR, &TASK_NOT_FOUND, &NOT_RUNNING, &INTERNAL_ERROR] {
+    if module.const_get::<_, ExceptionClass>("TaskEvictedError").is_err() {
+        let not_found: ExceptionClass = module.const_get("TaskNotFoundError")?;
+        module.define_error("TaskEvictedError", not_found)?;
+    }
+    for lazy in [
+        &CONFIGURATION_ERROR,
+        &TEMPLATE_ERROR,
+        &TASK_NOT_FOUND,
+        &TASK_EVICTED,
+        &NOT_RUNNING,
+        &INTERNAL_ERROR,
+        &BACKPRESSURE,
+        &IDEMPOTENCY_CONFLICT,
+        &INVALID_CONTEXT,
+        &STORE_UNAVAILABLE,
+    ] {
         Lazy::force(lazy, ruby);
     }
     Ok(())
@@ -53,6 +76,11 @@ static TEMPLATE_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Temp
 static TASK_NOT_FOUND: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "TaskNotFoundError"));
 static NOT_RUNNING: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "NotRunningError"));
 static INTERNAL_ERROR: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "InternalError"));
+static TASK_EVICTED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "TaskEvictedError"));
+static BACKPRESSURE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "BackpressureError"));
+static IDEMPOTENCY_CONFLICT: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "IdempotencyConflictError"));
+static INVALID_CONTEXT: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "InvalidContextError"));
+static STORE_UNAVAILABLE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "StoreUnavailableError"));
 
 pub fn configuration(ruby: &Ruby, message: impl Into<String>) -> Error {
     Error::new(ruby.get_inner(&CONFIGURATION_ERROR), message.into())
@@ -82,17 +110,38 @@ pub fn config(ruby: &Ruby, error: &ConfigError) -> Error {
     configuration(ruby, error.to_string())
 }
 
-pub fn orchestrator(ruby: &Ruby, error: &OrchestratorError) -> Error {
+/// The Ruby exception of a store error.
+pub fn store(ruby: &Ruby, error: &StoreError) -> Error {
+    let message = error.to_string();
+    let class = match error {
+        StoreError::Template(e) => return template(ruby, e),
+        StoreError::InvalidContext(_) => &INVALID_CONTEXT,
+        StoreError::InvalidRequest(_) => return argument(ruby, message),
+        StoreError::TaskNotFound(_) => &TASK_NOT_FOUND,
+        StoreError::TaskEvicted { .. } => &TASK_EVICTED,
+        StoreError::Backpressure { .. } => &BACKPRESSURE,
+        StoreError::IdempotencyConflict { .. } => &IDEMPOTENCY_CONFLICT,
+        StoreError::Unavailable { .. } => &STORE_UNAVAILABLE,
+        StoreError::Schema(_) => &CONFIGURATION_ERROR,
+        StoreError::Internal(_) => &INTERNAL_ERROR,
+    };
+    Error::new(ruby.get_inner(class), message)
+}
+
+/// The Ruby exception of a system (bootstrap) error.
+pub fn system(ruby: &Ruby, error: &SystemError) -> Error {
     match error {
-        OrchestratorError::Template(e) => template(ruby, e),
-        OrchestratorError::ContextNotAnObject { .. } => type_error(ruby, format!("context: {error}")),
-        OrchestratorError::TaskNotFound(_) => Error::new(ruby.get_inner(&TASK_NOT_FOUND), error.to_string()),
+        SystemError::Config(e) => config(ruby, e),
+        SystemError::Template(e) => template(ruby, e),
+        SystemError::Store(e) => store(ruby, e),
+        SystemError::Incompatible(message) => configuration(ruby, message.clone()),
+        SystemError::Runtime(e) => internal(ruby, e.to_string()),
     }
 }
 
 /// The text of a panic payload.
 pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    tasker_worker::worker::handlers::handler_dispatch_service::panic_message(payload)
+    tasker_worker::panic_message(payload)
 }
 
 /// Runs one FFI function body; a panic becomes `TaskerCore::Errors::InternalError`

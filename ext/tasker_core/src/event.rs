@@ -13,8 +13,8 @@ use magnus::{Error, RHash, Ruby, Value};
 use parking_lot::Mutex;
 use rb_sys::VALUE;
 
-use tasker_worker::messages::FfiStepEvent;
-use tasker_worker::template::StepDefinition;
+use tasker_worker::FfiStepEvent;
+use tasker_worker::StepDefinition;
 
 use crate::raw::{self, build};
 
@@ -126,7 +126,8 @@ fn constants_for(ruby: &Ruby, event: &FfiStepEvent) -> Result<StepConstants, Err
         // SAFETY: inside `build`, on a Ruby thread; nothing here needs dropping.
         unsafe {
             let callable = raw::permanent(raw::string(&definition.handler.callable));
-            let initialization = definition.handler.initialization.as_ref().map_or(raw::QNIL, |v| raw::json(v));
+            let initialization =
+                definition.handler.initialization.as_ref().map_or(raw::QNIL, |v| raw::json_indifferent(v));
             deep_freeze(initialization);
             made = Some(StepConstants {
                 definition: raw::permanent(definition_hash(keys, definition, callable, initialization)),
@@ -201,7 +202,7 @@ unsafe extern "C" fn freeze_entry(_key: VALUE, value: VALUE, _arg: VALUE) -> std
     0 // ST_CONTINUE
 }
 
-/// The event Hash of DESIGN.md.
+/// The event Hash `poll_step_events` returns (the README shows its layout).
 pub fn event_to_hash(ruby: &Ruby, event: &FfiStepEvent) -> Result<RHash, Error> {
     let constants = constants_for(ruby, event)?;
     let keys = keys(ruby)?;

@@ -1,30 +1,28 @@
 //! The bodies of the `TaskerCore::FFI` module functions: argument checks, calls into the
 //! core, and conversion of what comes back. Each body runs under `errors::guard`, so a
 //! panic becomes `TaskerCore::Errors::InternalError`. Blocking waits go through
-//! `gvl::without_gvl` and stay interruptible.
+//! `gvl::without_gvl` and stay interruptible; store calls that wait on I/O (PostgreSQL)
+//! release the GVL too (`store_call`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
+use magnus::{prelude::*, Error, RArray, RHash, RString, Ruby, Value};
 use tokio_util::sync::CancellationToken;
 
-use tasker_worker::config::TaskerConfig;
-use tasker_worker::embedded::{EmbeddedSystem, StartOutcome};
-use tasker_worker::messages::FfiStepEvent;
-use tasker_worker::orchestrator::{TaskRequest, WaitOutcome};
-use tasker_worker::worker::handlers::ffi_dispatch_channel::{CompleteOutcome, TryComplete};
-use tasker_worker::worker::handlers::FfiDispatchChannel;
+use tasker_worker::{
+    BootstrapRequest, CancelOutcome, CompleteOutcome, FfiDispatchChannel, FfiStepEvent, NewTask, RetryOutcome,
+    StartOutcome, System, TaskCursor, TaskFilter, TaskStatus, TryComplete, WaitOutcome,
+};
 
 use crate::convert;
 use crate::errors::{self, guard};
 use crate::gvl::{without_gvl, without_gvl_interruptible, SlicedWait, Unlocked};
-use crate::options::BootstrapOptions;
+use crate::options::{self, OptionsFor};
 use crate::step_event::StepEvent;
 use crate::system;
 
-fn current(ruby: &Ruby) -> Result<Arc<EmbeddedSystem>, Error> {
+fn current(ruby: &Ruby) -> Result<Arc<System>, Error> {
     system::current().map_err(|why| errors::not_running(ruby, why.message()))
 }
 
@@ -51,55 +49,98 @@ fn settle<R>(ruby: &Ruby, what: &str, unlocked: Unlocked<R>) -> Result<Option<R>
     }
 }
 
+/// Runs a store call to its end. A store that waits on I/O runs without the GVL and can
+/// be interrupted (Ctrl-C, `Thread#kill`, `Timeout`); the in-memory store answers in
+/// microseconds and keeps it.
+pub(crate) fn store_call<R>(
+    ruby: &Ruby,
+    system: &System,
+    what: &str,
+    call: impl std::future::Future<Output = R>,
+) -> Result<R, Error> {
+    if !system.store().blocks_on_io() {
+        return system.run_blocking(call, None).ok_or_else(|| {
+            errors::internal(ruby, format!("tasker_core bug in {what}: an uncancellable call stopped"))
+        });
+    }
+    let cancel = CancellationToken::new();
+    let unlocked = without_gvl(|| system.run_blocking(call, Some(&cancel)), || cancel.cancel());
+    match settle(ruby, what, unlocked)?.flatten() {
+        Some(value) => Ok(value),
+        None => Err(errors::internal(ruby, format!("{what} was interrupted"))),
+    }
+}
+
+/// The system a request asks for: this process's, or a new one built without the GVL
+/// (building the PostgreSQL store connects and migrates).
+fn system_for(ruby: &Ruby, request: &BootstrapRequest) -> Result<(Arc<System>, bool), Error> {
+    let existing = system::current().ok();
+    let (system, created) = match existing {
+        Some(system) => (system, false),
+        None => {
+            let unlocked = without_gvl(|| System::build(request), || {});
+            match settle(ruby, "bootstrap", unlocked)? {
+                Some(Ok(built)) => system::install(built),
+                Some(Err(e)) => return Err(errors::system(ruby, &e)),
+                None => return Err(errors::internal(ruby, "bootstrap was interrupted before it began")),
+            }
+        }
+    };
+    if !created {
+        system.check_compatible(request).map_err(|e| errors::system(ruby, &e))?;
+    }
+    Ok((system, created))
+}
+
+/// Loads the request's template directory, if it names one; returns the path and count.
+fn load_templates(
+    ruby: &Ruby,
+    system: &System,
+    request: &BootstrapRequest,
+) -> Result<(Option<std::path::PathBuf>, usize), Error> {
+    let path = request.template_path(system.config());
+    let count = match &path {
+        Some(path) => {
+            let load = || system.load_templates(path);
+            let loaded = if system.store().blocks_on_io() {
+                match settle(ruby, "load_templates", without_gvl(load, || {}))? {
+                    Some(loaded) => loaded,
+                    None => return Err(errors::internal(ruby, "loading templates was interrupted")),
+                }
+            } else {
+                load()
+            };
+            loaded.map_err(|e| errors::system(ruby, &e))?
+        }
+        None => 0,
+    };
+    Ok((path, count))
+}
+
 /// `bootstrap_worker(options = {})`.
 pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     guard(ruby, "bootstrap_worker", || {
         if args.len() > 1 {
             return Err(errors::argument(ruby, format!("bootstrap_worker takes 0..1 arguments, got {}", args.len())));
         }
-        let options = BootstrapOptions::parse(ruby, args.first().copied())?;
-        let loader = options.loader();
+        let request = options::parse(ruby, args.first().copied(), OptionsFor::Bootstrap)?;
         // Checks the options' overrides even when the system already exists.
-        let config: TaskerConfig = loader.load().map_err(|e| errors::config(ruby, &e))?;
-        let environment = loader.environment().to_string();
-        let (system, created) = system::get_or_create(|| EmbeddedSystem::new(config.clone(), environment.clone()))
-            .map_err(|e| errors::internal(ruby, e.to_string()))?;
-        // The core (runtime, orchestrator, their settings) is built once per process; only
-        // the handler_dispatch settings apply anew to a restarted worker.
-        if !created && options.environment.is_some() && environment != system.environment() {
-            return Err(errors::configuration(
-                ruby,
-                format!(
-                    "environment {environment:?} was asked for, but this process's core already runs environment \
-                     {:?}; the core is built once per process (start another process to change it)",
-                    system.environment()
-                ),
-            ));
-        }
+        let (config, _, _) = request.load_config().map_err(|e| errors::config(ruby, &e))?;
+        let (system, _) = system_for(ruby, &request)?;
+        let (template_path, templates_loaded) = load_templates(ruby, &system, &request)?;
 
-        let template_path = options
-            .template_path
-            .clone()
-            .or_else(|| std::env::var_os("TASKER_TEMPLATE_PATH").filter(|v| !v.is_empty()).map(PathBuf::from))
-            .or_else(|| {
-                let configured = &system.config().orchestration.template_path;
-                (!configured.is_empty()).then(|| PathBuf::from(configured))
-            });
-        let templates_loaded = match &template_path {
-            Some(path) => system.orchestrator().load_templates(path).map_err(|e| errors::template(ruby, &e))?,
-            None => 0,
-        };
-
-        let concurrency = options.concurrency.unwrap_or(system.config().worker.concurrency);
-        let mut dispatch = config.mpsc_channels.worker.handler_dispatch.clone();
-        // An explicit max_concurrent_handlers is honoured as given. Otherwise there is room
-        // for every Ruby thread's step plus one waiting for each, so a thread that finishes
-        // a step finds the next one ready instead of waiting for a refill.
-        let explicit_max = options.dispatch_overrides.iter().any(|(name, _)| *name == "max_concurrent_handlers");
-        if !explicit_max {
-            dispatch.max_concurrent_handlers = dispatch.max_concurrent_handlers.max(concurrency.saturating_mul(2));
+        let concurrency = request.concurrency(system.config());
+        let dispatch = request.dispatch(&config);
+        let start = || system.start_ffi_worker(dispatch, concurrency);
+        let outcome = if system.store().blocks_on_io() {
+            match settle(ruby, "bootstrap_worker", without_gvl(start, || {}))? {
+                Some(outcome) => outcome,
+                None => return Err(errors::internal(ruby, "starting the worker was interrupted")),
+            }
+        } else {
+            start()
         }
-        let outcome = system.start_ffi_worker(dispatch);
+        .map_err(|e| errors::system(ruby, &e))?;
 
         let status = system.worker_status();
         let effective = status.dispatch.unwrap_or_default();
@@ -111,6 +152,7 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
         )?;
         hash.aset("worker_id", outcome.worker_id())?;
         hash.aset("environment", system.environment())?;
+        hash.aset("backend", system.backend().as_str())?;
         hash.aset("templates_loaded", templates_loaded)?;
         hash.aset("template_path", template_path.map(|p| p.display().to_string()))?;
         let cfg = ruby.hash_new();
@@ -123,6 +165,32 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
         cfg.aset("shutdown_timeout_ms", worker.shutdown_timeout_ms)?;
         cfg.aset("hung_handler_grace_ms", worker.hung_handler_grace_ms)?;
         hash.aset("config", cfg)?;
+        Ok(hash)
+    })
+}
+
+/// `connect(options)`: a process that creates and reads tasks, with no worker.
+pub fn connect(ruby: &Ruby, options: Value) -> Result<RHash, Error> {
+    guard(ruby, "connect", || {
+        let request = options::parse(ruby, Some(options), OptionsFor::Connect)?;
+        if request.database_url().is_none() {
+            return Err(errors::configuration(
+                ruby,
+                format!(
+                    "connect needs a PostgreSQL database: pass database_url: or set {} (the embedded store \
+                     lives inside a worker process; start a TaskerCore::Worker there instead)",
+                    tasker_worker::DATABASE_URL_ENV
+                ),
+            ));
+        }
+        let (system, created) = system_for(ruby, &request)?;
+        let (template_path, templates_loaded) = load_templates(ruby, &system, &request)?;
+        let hash = ruby.hash_new();
+        hash.aset("status", if created { "connected" } else { "already_connected" })?;
+        hash.aset("backend", system.backend().as_str())?;
+        hash.aset("environment", system.environment())?;
+        hash.aset("templates_loaded", templates_loaded)?;
+        hash.aset("template_path", template_path.map(|p| p.display().to_string()))?;
         Ok(hash)
     })
 }
@@ -251,6 +319,15 @@ pub fn event_pending(ruby: &Ruby, event_id: Value) -> Result<bool, Error> {
     })
 }
 
+/// `event_cancelled?(event_id)`: the handler should stop (not pending any more, or its
+/// task is being cancelled).
+pub fn event_cancelled(ruby: &Ruby, event_id: Value) -> Result<bool, Error> {
+    guard(ruby, "event_cancelled?", || {
+        let event_id = convert::uuid_arg(ruby, event_id, "event_id")?;
+        Ok(system::current().ok().and_then(|s| s.ffi_channel()).map_or(true, |c| c.is_cancelled(&event_id)))
+    })
+}
+
 /// `ffi_dispatch_metrics`.
 pub fn ffi_dispatch_metrics(ruby: &Ruby) -> Result<Value, Error> {
     guard(ruby, "ffi_dispatch_metrics", || {
@@ -281,18 +358,26 @@ pub fn worker_status(ruby: &Ruby) -> Result<RHash, Error> {
         let status = system.worker_status();
         hash.aset("running", status.running)?;
         hash.aset("bootstrapped", true)?;
+        hash.aset("backend", status.backend.as_str())?;
         hash.aset("worker_id", status.worker_id)?;
         hash.aset("consumer", status.consumer)?;
         hash.aset("environment", status.environment)?;
         hash.aset("pid", status.pid)?;
         hash.aset("in_flight", status.in_flight)?;
-        hash.aset("started_at", status.started_at.map(tasker_worker::time_format::rfc3339_millis))?;
-        hash.aset("templates", system.orchestrator().template_count())?;
+        hash.aset("templates", status.templates_loaded)?;
+        hash.aset("started_at", status.started_at.map(tasker_worker::rfc3339_millis))?;
         if let Some(dispatch) = &status.dispatch {
             hash.aset("max_concurrent_handlers", dispatch.max_concurrent_handlers)?;
             hash.aset("handler_timeout_ms", dispatch.handler_timeout_ms)?;
         }
-        hash.aset("orchestrator", convert::serialize_to_ruby(ruby, &status.orchestrator)?)?;
+        let counters = convert::serialize_to_ruby(ruby, &status.counters)?;
+        if let (Some(counters), Some(stats)) = (RHash::from_value(counters), status.store_stats.as_ref()) {
+            let held: u64 = stats.tasks.iter().map(|(_, n)| *n).sum();
+            counters.aset("tasks_in_memory", held)?;
+            counters.aset("ready_steps", stats.steps_ready)?;
+            counters.aset("waiting_retries", stats.steps_waiting_for_retry)?;
+        }
+        hash.aset("orchestrator", counters)?;
         Ok(hash)
     })
 }
@@ -332,18 +417,37 @@ fn string_arg(ruby: &Ruby, value: Value, what: &str) -> Result<String, Error> {
     convert::string_or_symbol(ruby, value, &format!("{what} must be a String"))
 }
 
-/// `create_task(namespace, name, version_or_nil, context)`.
-pub fn create_task(
-    ruby: &Ruby,
-    namespace: Value,
-    name: Value,
-    version: Value,
-    context: Value,
-) -> Result<RString, Error> {
+/// A point in time given as a `Time` (anything answering `to_f`) or epoch seconds.
+fn time_arg(ruby: &Ruby, value: Value, what: &str) -> Result<SystemTime, Error> {
+    let seconds: f64 = if let Some(f) = magnus::Float::from_value(value) {
+        f.to_f64()
+    } else if let Some(i) = magnus::Integer::from_value(value) {
+        i.to_i64().map(|n| n as f64).unwrap_or(f64::INFINITY)
+    } else if value.respond_to("to_time", false)? && value.respond_to("to_f", false)? {
+        value.funcall::<_, _, f64>("to_f", ())?
+    } else {
+        return Err(errors::type_error(
+            ruby,
+            format!("{what} must be a Time or a number of seconds since the epoch, got {}", errors::class_name(value)),
+        ));
+    };
+    if !seconds.is_finite() || seconds < 0.0 || seconds > 32_503_680_000.0 {
+        return Err(errors::argument(ruby, format!("{what} is out of range: {seconds}")));
+    }
+    Ok(UNIX_EPOCH + Duration::from_secs_f64(seconds))
+}
+
+/// `create_task(namespace, name, version_or_nil, context, options = nil)`; options:
+/// `idempotency_key`, `run_at` (Time), `delay` (seconds), `priority` (Integer).
+pub fn create_task(ruby: &Ruby, args: &[Value]) -> Result<RString, Error> {
     guard(ruby, "create_task", || {
-        let namespace = string_arg(ruby, namespace, "namespace")?;
-        let name = string_arg(ruby, name, "name")?;
-        let version = if version.is_nil() { None } else { Some(string_arg(ruby, version, "version")?) };
+        if !(4..=5).contains(&args.len()) {
+            return Err(errors::argument(ruby, format!("create_task takes 4..5 arguments, got {}", args.len())));
+        }
+        let namespace = string_arg(ruby, args[0], "namespace")?;
+        let name = string_arg(ruby, args[1], "name")?;
+        let version = if args[2].is_nil() { None } else { Some(string_arg(ruby, args[2], "version")?) };
+        let context = args[3];
         if RHash::from_value(context).is_none() {
             return Err(errors::type_error(
                 ruby,
@@ -355,20 +459,79 @@ pub fn create_task(
             ));
         }
         let context = convert::ruby_to_json(ruby, context, "context")?;
+        let mut task = NewTask { version, ..NewTask::new(namespace, name, context) };
+        if let Some(options) = args.get(4).copied().filter(|v| !v.is_nil()) {
+            create_options(ruby, options, &mut task)?;
+        }
         let system = current(ruby)?;
-        let uuid = system
-            .orchestrator()
-            .create_task(TaskRequest { namespace, name, version, context })
-            .map_err(|e| errors::orchestrator(ruby, &e))?;
-        Ok(convert::uuid_str(ruby, &uuid))
+        let created =
+            store_call(ruby, &system, "create_task", system.create_task(task))?.map_err(|e| errors::store(ruby, &e))?;
+        Ok(convert::uuid_str(ruby, &created.task_uuid))
     })
+}
+
+fn create_options(ruby: &Ruby, options: Value, task: &mut NewTask) -> Result<(), Error> {
+    let hash = RHash::from_value(options).ok_or_else(|| {
+        errors::type_error(ruby, format!("create_task options must be a Hash, got {}", errors::class_name(options)))
+    })?;
+    let mut entries = Vec::new();
+    hash.foreach(|k: Value, v: Value| {
+        entries.push((k, v));
+        Ok(magnus::r_hash::ForEach::Continue)
+    })?;
+    for (key, value) in entries {
+        let key = convert::string_or_symbol(ruby, key, "create_task option names must be Symbols or Strings")?;
+        if value.is_nil() {
+            continue;
+        }
+        match key.as_str() {
+            "idempotency_key" => {
+                let k = string_arg(ruby, value, "idempotency_key")?;
+                if k.is_empty() || k.len() > 255 {
+                    return Err(errors::argument(ruby, "idempotency_key must be 1 to 255 bytes long"));
+                }
+                task.idempotency_key = Some(k);
+            }
+            "run_at" => task.run_at = Some(time_arg(ruby, value, "run_at")?),
+            "delay" => {
+                let delay = convert::seconds_arg(ruby, value, "delay")?.unwrap_or_default();
+                task.run_at = Some(SystemTime::now() + delay);
+            }
+            "priority" => {
+                let priority = magnus::Integer::from_value(value)
+                    .and_then(|i| i.to_i64().ok())
+                    .filter(|p| i32::try_from(*p).is_ok())
+                    .ok_or_else(|| {
+                        errors::argument(
+                            ruby,
+                            format!(
+                                "priority must be an Integer between {} and {}, got {}",
+                                i32::MIN,
+                                i32::MAX,
+                                errors::short_inspect(value)
+                            ),
+                        )
+                    })?;
+                task.priority = priority as i32;
+            }
+            other => {
+                return Err(errors::argument(
+                    ruby,
+                    format!("unknown create_task option :{other} (known: idempotency_key, run_at, delay, priority)"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `task_status(task_uuid)`.
 pub fn task_status(ruby: &Ruby, task_uuid: Value) -> Result<RHash, Error> {
     guard(ruby, "task_status", || {
         let uuid = convert::uuid_arg(ruby, task_uuid, "task_uuid")?;
-        let view = current(ruby)?.orchestrator().task_status(&uuid).map_err(|e| errors::orchestrator(ruby, &e))?;
+        let system = current(ruby)?;
+        let view =
+            store_call(ruby, &system, "task_status", system.task_status(uuid))?.map_err(|e| errors::store(ruby, &e))?;
         convert::status_to_hash(ruby, &view)
     })
 }
@@ -380,20 +543,183 @@ pub fn wait_for_task(ruby: &Ruby, task_uuid: Value, timeout: Value) -> Result<Op
         let timeout = convert::seconds_arg(ruby, timeout, "timeout_seconds")?
             .ok_or_else(|| errors::argument(ruby, "wait_for_task needs a timeout in seconds"))?;
         let system = current(ruby)?;
-        let orchestrator = system.orchestrator();
         // Waited in slices with Ruby's interrupts taken in between (see `wait_for_event`).
         let wait = SlicedWait::new(timeout);
         while let Some(slice) = wait.next_slice() {
             let unlocked = without_gvl_interruptible(
-                |interrupted| orchestrator.wait_for_task_blocking(&uuid, slice, interrupted),
-                || orchestrator.wake_blocking_waiters(),
+                |interrupted| system.wait_for_task_blocking(uuid, slice, interrupted),
+                || system.wake_blocking_waiters(),
             );
             match settle(ruby, "wait_for_task", unlocked)? {
                 Some(Ok(WaitOutcome::Finished(view))) => return Ok(Some(convert::status_to_hash(ruby, &view)?)),
                 Some(Ok(WaitOutcome::TimedOut | WaitOutcome::Interrupted)) | None => {}
-                Some(Err(e)) => return Err(errors::orchestrator(ruby, &e)),
+                Some(Err(e)) => return Err(errors::store(ruby, &e)),
             }
         }
         Ok(None)
+    })
+}
+
+/// `cancel_task(task_uuid, reason_or_nil)`.
+pub fn cancel_task(ruby: &Ruby, task_uuid: Value, reason: Value) -> Result<RHash, Error> {
+    guard(ruby, "cancel_task", || {
+        let uuid = convert::uuid_arg(ruby, task_uuid, "task_uuid")?;
+        let reason = if reason.is_nil() { None } else { Some(string_arg(ruby, reason, "reason")?) };
+        let system = current(ruby)?;
+        let outcome = store_call(ruby, &system, "cancel_task", system.cancel_task(uuid, reason))?
+            .map_err(|e| errors::store(ruby, &e))?;
+        let hash = ruby.hash_new();
+        hash.aset("task_uuid", convert::uuid_str(ruby, &uuid))?;
+        match outcome {
+            CancelOutcome::Cancelled => {
+                hash.aset("outcome", "cancelled")?;
+                hash.aset("status", TaskStatus::Cancelled.as_str())?;
+                hash.aset("in_flight", 0)?;
+            }
+            CancelOutcome::Cancelling { in_flight } => {
+                hash.aset("outcome", "cancelling")?;
+                hash.aset("status", TaskStatus::InProgress.as_str())?;
+                hash.aset("in_flight", in_flight)?;
+            }
+            CancelOutcome::AlreadyFinished(status) => {
+                hash.aset("outcome", "already_finished")?;
+                hash.aset("status", status.as_str())?;
+                hash.aset("in_flight", 0)?;
+            }
+        }
+        Ok(hash)
+    })
+}
+
+/// `retry_task(task_uuid)`.
+pub fn retry_task(ruby: &Ruby, task_uuid: Value) -> Result<RHash, Error> {
+    guard(ruby, "retry_task", || {
+        let uuid = convert::uuid_arg(ruby, task_uuid, "task_uuid")?;
+        let system = current(ruby)?;
+        let outcome =
+            store_call(ruby, &system, "retry_task", system.retry_task(uuid))?.map_err(|e| errors::store(ruby, &e))?;
+        let hash = ruby.hash_new();
+        hash.aset("task_uuid", convert::uuid_str(ruby, &uuid))?;
+        match outcome {
+            RetryOutcome::Retrying { failed_steps, skipped_steps } => {
+                hash.aset("outcome", "retrying")?;
+                hash.aset("status", TaskStatus::InProgress.as_str())?;
+                hash.aset("failed_steps", failed_steps)?;
+                hash.aset("skipped_steps", skipped_steps)?;
+            }
+            RetryOutcome::NotFailed(status) => {
+                hash.aset("outcome", "not_failed")?;
+                hash.aset("status", status.as_str())?;
+                hash.aset("failed_steps", 0)?;
+                hash.aset("skipped_steps", 0)?;
+            }
+        }
+        Ok(hash)
+    })
+}
+
+/// `tasks(filter)`: `status`, `namespace`, `name`, `limit`, `before` (a task uuid or a
+/// Time).
+pub fn tasks(ruby: &Ruby, filter: Value) -> Result<RArray, Error> {
+    guard(ruby, "tasks", || {
+        let filter = task_filter(ruby, filter)?;
+        let system = current(ruby)?;
+        let summaries =
+            store_call(ruby, &system, "tasks", system.list_tasks(filter))?.map_err(|e| errors::store(ruby, &e))?;
+        let array = ruby.ary_new_capa(summaries.len());
+        for summary in &summaries {
+            array.push(convert::summary_to_hash(ruby, summary)?)?;
+        }
+        Ok(array)
+    })
+}
+
+fn task_filter(ruby: &Ruby, value: Value) -> Result<TaskFilter, Error> {
+    let mut filter = TaskFilter::default();
+    if value.is_nil() {
+        return Ok(filter);
+    }
+    let hash = RHash::from_value(value).ok_or_else(|| {
+        errors::type_error(ruby, format!("tasks filter must be a Hash, got {}", errors::class_name(value)))
+    })?;
+    let mut entries = Vec::new();
+    hash.foreach(|k: Value, v: Value| {
+        entries.push((k, v));
+        Ok(magnus::r_hash::ForEach::Continue)
+    })?;
+    for (key, value) in entries {
+        let key = convert::string_or_symbol(ruby, key, "tasks filter keys must be Symbols or Strings")?;
+        if value.is_nil() {
+            continue;
+        }
+        match key.as_str() {
+            "status" => {
+                let text = string_arg(ruby, value, "status")?;
+                let status = TaskStatus::parse(&text).ok_or_else(|| {
+                    let known: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    errors::argument(ruby, format!("status {text:?} is not a task status ({})", known.join(", ")))
+                })?;
+                filter.status = Some(status);
+            }
+            "namespace" => filter.namespace = Some(string_arg(ruby, value, "namespace")?),
+            "name" => filter.name = Some(string_arg(ruby, value, "name")?),
+            "limit" => {
+                let limit = magnus::Integer::from_value(value).and_then(|i| i.to_i64().ok()).ok_or_else(|| {
+                    errors::type_error(ruby, format!("limit must be an Integer, got {}", errors::class_name(value)))
+                })?;
+                if limit < 1 || limit as usize > tasker_worker::MAX_LIST_LIMIT {
+                    return Err(errors::argument(
+                        ruby,
+                        format!("limit must be between 1 and {}, got {limit}", tasker_worker::MAX_LIST_LIMIT),
+                    ));
+                }
+                filter.limit = limit as usize;
+            }
+            "before" => {
+                filter.before = Some(if RString::from_value(value).is_some() {
+                    TaskCursor::Task(convert::uuid_arg(ruby, value, "before")?)
+                } else {
+                    TaskCursor::Time(time_arg(ruby, value, "before")?)
+                })
+            }
+            other => {
+                return Err(errors::argument(
+                    ruby,
+                    format!("unknown tasks filter :{other} (known: status, namespace, name, limit, before)"),
+                ))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// `stats`: the store's counts and this process's dispatch channel.
+pub fn stats(ruby: &Ruby) -> Result<RHash, Error> {
+    guard(ruby, "stats", || {
+        let system = current(ruby)?;
+        let stats = store_call(ruby, &system, "stats", system.stats())?.map_err(|e| errors::store(ruby, &e))?;
+        let hash = convert::stats_to_hash(ruby, &stats)?;
+        hash.aset("backend", system.backend().as_str())?;
+        let metrics = system.ffi_channel().map(|c| c.metrics()).unwrap_or_default();
+        hash.aset("pending_events", metrics.pending_count)?;
+        hash.aset("waiting_in_dispatch", metrics.waiting_in_dispatch)?;
+        hash.aset("oldest_waiting_ms", metrics.oldest_waiting_ms)?;
+        hash.aset("starvation_detected", metrics.starvation_detected)?;
+        hash.aset("timeout_lag_ms_p50", metrics.timeout_lag_ms_p50)?;
+        hash.aset("timeout_lag_ms_p99", metrics.timeout_lag_ms_p99)?;
+        Ok(hash)
+    })
+}
+
+/// `workers`: the live workers the store knows.
+pub fn workers(ruby: &Ruby) -> Result<RArray, Error> {
+    guard(ruby, "workers", || {
+        let system = current(ruby)?;
+        let workers = store_call(ruby, &system, "workers", system.workers())?.map_err(|e| errors::store(ruby, &e))?;
+        let array = ruby.ary_new_capa(workers.len());
+        for worker in &workers {
+            array.push(convert::worker_to_hash(ruby, worker)?)?;
+        }
+        Ok(array)
     })
 }

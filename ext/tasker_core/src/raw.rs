@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use magnus::rb_sys::{protect, FromRawValue};
 use magnus::{Error, Value};
 use rb_sys::VALUE;
-use serde_json::Value as Json;
+use serde_json::{Number, Value as Json};
 use uuid::Uuid;
 
 /// `true`, `false` and `nil`.
@@ -114,35 +114,72 @@ pub unsafe fn opt_string(s: Option<&str>) -> VALUE {
     }
 }
 
+/// `TaskerCore::Types::IndifferentHash` (a Hash subclass answering String and Symbol
+/// keys alike), when the Ruby side defined it before the extension loaded.
+struct IndifferentClass(VALUE);
+// SAFETY: a class registered with the GC for the life of the process.
+unsafe impl Send for IndifferentClass {}
+unsafe impl Sync for IndifferentClass {}
+static INDIFFERENT: OnceLock<IndifferentClass> = OnceLock::new();
+
+/// Remembers the handler-facing Hash class; called once from the extension's init.
+pub fn set_indifferent_class(class: VALUE) {
+    if INDIFFERENT.get().is_none() {
+        // SAFETY: a live class VALUE on the init thread; registered so it is never freed or moved.
+        unsafe { rb_sys::rb_gc_register_mark_object(class) };
+        let _ = INDIFFERENT.set(IndifferentClass(class));
+    }
+}
+
 /// A JSON value as plain Ruby objects: Hashes (with interned String keys), Arrays,
-/// Strings, Integers, Floats, true, false, nil.
+/// Strings, Integers (any size), Floats, true, false, nil.
 pub unsafe fn json(value: &Json) -> VALUE {
+    unsafe { json_as(value, QNIL) }
+}
+
+/// [`json`] for what handlers read (task context, inputs, step results): every Hash is
+/// a `TaskerCore::Types::IndifferentHash` (a plain Hash when that class is not defined).
+pub unsafe fn json_indifferent(value: &Json) -> VALUE {
+    let class = INDIFFERENT.get().map_or(QNIL, |c| c.0);
+    unsafe { json_as(value, class) }
+}
+
+/// `class`: the class of the Hashes made (`QNIL` for plain Hashes).
+unsafe fn json_as(value: &Json, class: VALUE) -> VALUE {
     match value {
         Json::Null => QNIL,
         Json::Bool(b) => boolean(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                unsafe { int(i) }
-            } else if let Some(u) = n.as_u64() {
-                unsafe { uint(u) }
-            } else {
-                unsafe { float(n.as_f64().unwrap_or(f64::NAN)) }
-            }
-        }
+        Json::Number(n) => unsafe { number(n) },
         Json::String(s) => unsafe { string(s) },
         Json::Array(items) => {
             let out = unsafe { array(items.len()) };
             for item in items {
-                unsafe { push(out, json(item)) };
+                unsafe { push(out, json_as(item, class)) };
             }
             out
         }
         Json::Object(map) => {
-            let out = unsafe { hash() };
+            // `rb_obj_alloc` runs the class's allocator (Hash's own) without calling Ruby's
+            // `initialize`: the same object `rb_hash_new` makes, with another class.
+            let out = if class == QNIL { unsafe { hash() } } else { unsafe { rb_sys::rb_obj_alloc(class) } };
             for (k, v) in map {
-                unsafe { aset(out, interned(k), json(v)) };
+                unsafe { aset(out, interned(k), json_as(v, class)) };
             }
             out
         }
     }
+}
+
+/// A JSON number (kept as its decimal text): an Integer of any size, or a Float.
+unsafe fn number(n: &Number) -> VALUE {
+    let text = n.as_str();
+    let is_float = text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    if is_float {
+        return unsafe { float(text.parse::<f64>().unwrap_or(f64::NAN)) };
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return unsafe { int(i) };
+    }
+    // Beyond 64 bits: Ruby parses the digits into a Bignum.
+    unsafe { rb_sys::rb_str_to_inum(string(text), 10, 0) }
 }

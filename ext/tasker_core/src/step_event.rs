@@ -3,13 +3,18 @@
 //! two fields pays for two conversions, not for the whole event Hash; `to_h` gives the
 //! Hash `poll_step_events` returns.
 //!
+//! What handlers read (the task context, inputs, results of parents and other ancestors)
+//! comes as `TaskerCore::Types::IndifferentHash`es, answering String and Symbol keys.
+//! Ancestors beyond the parents are converted one at a time, by name
+//! (`ancestor_result`), so handlers that do not ask pay nothing for them.
+//!
 //! The object holds only Rust data (no Ruby object), so it needs no GC marking; it is
 //! freed when Ruby collects it. Dropping it does not lose the step: the event stays
 //! pending in the channel until it is completed or its deadline passes.
 
 use magnus::{method, prelude::*, Error, RClass, RHash, RModule, Ruby, Value};
 
-use tasker_worker::messages::FfiStepEvent;
+use tasker_worker::FfiStepEvent;
 
 use crate::event;
 use crate::raw::{self, build};
@@ -76,21 +81,42 @@ impl StepEvent {
     }
 
     fn task_context(&self) -> Result<Value, Error> {
-        self.convert(|e| unsafe { raw::json(&e.execution_event.payload.task.context) })
+        self.convert(|e| unsafe { raw::json_indifferent(&e.execution_event.payload.task.context) })
     }
 
     fn inputs(&self) -> Result<Value, Error> {
-        self.convert(|e| unsafe { raw::json(&e.execution_event.payload.workflow_step.inputs) })
+        self.convert(|e| unsafe { raw::json_indifferent(&e.execution_event.payload.workflow_step.inputs) })
     }
 
     fn dependency_results(&self) -> Result<Value, Error> {
         self.convert(|e| unsafe {
-            let out = raw::hash();
+            // The outer Hash too: `dependency_results[:parent]` works.
+            let out = raw::json_indifferent(&serde_json::Value::Object(serde_json::Map::new()));
             for (name, result) in &e.execution_event.payload.dependency_results {
-                raw::aset(out, raw::interned(name), raw::json(result));
+                raw::aset(out, raw::interned(name), raw::json_indifferent(result));
             }
             out
         })
+    }
+
+    /// The result of ancestor `name` (a grandparent or further up, or a parent), or nil
+    /// when the step has no finished ancestor of that name.
+    fn ancestor_result(ruby: &Ruby, rb_self: &Self, name: Value) -> Result<Value, Error> {
+        let name = crate::convert::string_or_symbol(ruby, name, "ancestor name must be a String or Symbol")?;
+        let payload = &rb_self.event.execution_event.payload;
+        match payload.dependency_results.get(&name).or_else(|| payload.ancestor_results.get(&name)) {
+            Some(result) => rb_self.convert(|_| unsafe { raw::json_indifferent(result) }),
+            None => Ok(ruby.qnil().as_value()),
+        }
+    }
+
+    /// Names of the finished ancestors beyond the parents.
+    fn ancestor_names(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        let names = ruby.ary_new_capa(rb_self.event.execution_event.payload.ancestor_results.len());
+        for name in rb_self.event.execution_event.payload.ancestor_results.keys() {
+            names.push(ruby.str_new(name))?;
+        }
+        Ok(names.as_value())
     }
 
     fn step_name(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
@@ -144,6 +170,8 @@ pub fn define(ruby: &Ruby, core: RModule) -> Result<RClass, Error> {
     class.define_method("task_context", method!(StepEvent::task_context, 0))?;
     class.define_method("inputs", method!(StepEvent::inputs, 0))?;
     class.define_method("dependency_results", method!(StepEvent::dependency_results, 0))?;
+    class.define_method("ancestor_result", method!(StepEvent::ancestor_result, 1))?;
+    class.define_method("ancestor_names", method!(StepEvent::ancestor_names, 0))?;
     class.define_method("step_name", method!(StepEvent::step_name, 0))?;
     class.define_method("namespace", method!(StepEvent::namespace, 0))?;
     class.define_method("task_name", method!(StepEvent::task_name, 0))?;

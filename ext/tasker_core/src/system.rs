@@ -1,4 +1,4 @@
-//! The one embedded system of this process, as the FFI functions see it.
+//! The one `System` of this process, as the FFI functions see it.
 //!
 //! Fork: a child inherits the parent's memory but none of its threads, so the parent's
 //! system (its tokio runtime, its locks) must never be used or dropped in the child —
@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use tasker_worker::embedded::EmbeddedSystem;
+use tasker_worker::System;
 
 /// The system of this process; and, once a system inherited through `fork` has been
 /// forgotten, the pid it came from (until this process bootstraps its own).
 struct Slot {
-    system: Option<Arc<EmbeddedSystem>>,
+    system: Option<Arc<System>>,
     forked_from: Option<u32>,
 }
 
@@ -90,22 +90,26 @@ fn unavailable(slot: &Slot) -> Unavailable {
 }
 
 /// The running system of this process.
-pub fn current() -> Result<Arc<EmbeddedSystem>, Unavailable> {
+pub fn current() -> Result<Arc<System>, Unavailable> {
     let mut slot = SYSTEM.lock();
     take_if_forked(&mut slot);
     slot.system.clone().ok_or_else(|| unavailable(&slot))
 }
 
-/// The system of this process, built by `create` if there is none yet. The flag is
-/// `true` when it was built by this call.
-pub fn get_or_create<E>(create: impl FnOnce() -> Result<EmbeddedSystem, E>) -> Result<(Arc<EmbeddedSystem>, bool), E> {
+/// Makes `built` the system of this process unless another thread installed one while
+/// it was being built; answers the installed system and whether it is `built`.
+pub fn install(built: System) -> (Arc<System>, bool) {
     let mut slot = SYSTEM.lock();
     take_if_forked(&mut slot);
     if let Some(system) = slot.system.as_ref() {
-        return Ok((Arc::clone(system), false));
+        let winner = Arc::clone(system);
+        drop(slot);
+        // Built in vain: its runtime threads are told to stop without waiting for them.
+        built.shut_down_in_background();
+        return (winner, false);
     }
-    let system = Arc::new(create()?);
+    let system = Arc::new(built);
     slot.system = Some(Arc::clone(&system));
     slot.forked_from = None;
-    Ok((system, true))
+    (system, true)
 }

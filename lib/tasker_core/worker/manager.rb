@@ -90,7 +90,7 @@ module TaskerCore
           spawn
         end
         @stats.increment(:replacements)
-        @logger.warn("tasker_core: retired #{processor.name} (#{reason}); started a replacement thread")
+        @logger.warn("retired #{processor.name} (#{reason}); started a replacement thread")
         true
       end
 
@@ -113,7 +113,7 @@ module TaskerCore
 
         @stats.increment(:processor_deaths)
         cause = error ? "#{error.class}: #{error.message}" : "thread killed"
-        @logger.error("tasker_core: #{processor.name} died (#{cause}); started a replacement thread")
+        @logger.error("#{processor.name} died (#{cause}); started a replacement thread")
       end
 
       # Stops polling, waits for busy threads until `deadline`, then kills the ones still
@@ -150,7 +150,7 @@ module TaskerCore
         victims = victims.select { |processor| processor.alive? && processor.thread != Thread.current }
         return [] if victims.empty?
 
-        @logger.warn("tasker_core: #{victims.size} worker thread(s) still busy after #{timeout}s; stopping them")
+        @logger.warn("#{victims.size} worker thread(s) still busy after #{timeout}s; stopping them")
         victims.each(&:kill)
         grace_deadline = Clock.monotonic + KILL_GRACE
         victims.each { |processor| processor.thread.join([grace_deadline - Clock.monotonic, 0].max) }
@@ -163,7 +163,8 @@ module TaskerCore
 
         message = "step '#{context.step_name}' (event #{context.event_id}) was still running after the " \
                   "#{timeout}s shutdown timeout; the worker stopped it"
-        accepted = @runner.fail_event(context, error_type: "worker_shutdown", retryable: true, message: message)
+        accepted = @runner.fail_event(context, error_type: FFI::ERROR_TYPES.fetch(:worker_shutdown), retryable: true,
+                                                message: message)
         @stats.increment(:shutdown_failures) if accepted
         { event_id: context.event_id, step_name: context.step_name, accepted: accepted }
       end

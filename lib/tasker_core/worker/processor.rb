@@ -149,7 +149,7 @@ module TaskerCore
         event
       rescue StandardError => e
         @stats.increment(:poll_errors)
-        @logger.error("tasker_core: #{@name} could not poll for step events: #{e.class}: #{e.message}") unless @poll_failing
+        @logger.error("#{@name} could not poll for step events: #{e.class}: #{e.message}") unless @poll_failing
         @poll_failing = true
         sleep(@poll_timeout.clamp(0.05, MAX_POLL_ERROR_BACKOFF)) unless @done
         nil
@@ -166,7 +166,7 @@ module TaskerCore
                                     message: "the worker thread running step '#{context.step_name}' ended " \
                                              "before the step finished#{cause}")
       rescue StandardError => e
-        @logger.error("tasker_core: #{@name} could not report its abandoned step: #{e.class}: #{e.message}")
+        @logger.error("#{@name} could not report its abandoned step: #{e.class}: #{e.message}")
       end
     end
   end

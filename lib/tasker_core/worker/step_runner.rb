@@ -23,6 +23,8 @@ module TaskerCore
       INSPECT_LIMIT = 200
       # Errors complete_step_event raises for a result it cannot convert.
       CONVERSION_ERRORS = [ArgumentError, TypeError, RangeError, EncodingError].freeze
+      # The error fields of upstream's flat failure Hash (no "error" Hash).
+      UPSTREAM_ERROR_KEYS = %w[message error_type error_code retryable context].freeze
 
       # The result sent for one step and whether the core accepted it.
       Outcome = Struct.new(:result, :accepted) do
@@ -96,7 +98,7 @@ module TaskerCore
         message = "the handler's result for step '#{context.step_name}' could not be sent to the core " \
                   "(#{e.class}: #{e.message}); results must be JSON-like (nil, true/false, Integer, " \
                   "finite Float, String, Array, Hash)"
-        @logger.warn("tasker_core: #{message}")
+        @logger.warn("#{message}")
         fallback = with_metadata(failure(message, INVALID_RESULT, false), timing)
         begin
           [deliver(context, fallback), fallback]
@@ -115,11 +117,13 @@ module TaskerCore
 
       def completion_failed(context, error)
         @stats&.increment(:completion_errors)
-        @logger.error("tasker_core: could not complete step '#{context.step_name}' (event #{context.event_id}): " \
+        @logger.error("could not complete step '#{context.step_name}' (event #{context.event_id}): " \
                       "#{error.class}: #{error.message}; the core will fail it at its deadline")
       end
 
       def normalize(value, context, handler)
+        # Upstream's TaskerCore::Types::StepHandlerCallResult objects.
+        value = value.to_result_hash if !value.is_a?(Hash) && value.respond_to?(:to_result_hash)
         return invalid_result(value, context, handler) unless value.is_a?(Hash)
 
         # The common case, a success as Base#success builds it: String keys only.
@@ -145,7 +149,9 @@ module TaskerCore
       end
 
       def normalize_failure(value, metadata, context, handler)
-        error = pick(value, "error") || {}
+        error = pick(value, "error")
+        # Upstream's flat failure Hash: message, error_type, error_code, retryable beside "success".
+        error ||= UPSTREAM_ERROR_KEYS.to_h { |key| [key, pick(value, key)] }.compact
         return invalid_result(value, context, handler, "its \"error\" is not a Hash") unless error.is_a?(Hash)
 
         error = stringify_keys(error)
@@ -163,7 +169,7 @@ module TaskerCore
             "error_type" => error_type.empty? ? "StepFailure" : error_type,
             "retryable" => retryable,
             "backtrace" => Array(error["backtrace"]).map { |line| utf8(line) }
-          },
+          }.merge(error.slice("error_code", "context", "retry_after").compact),
           "metadata" => metadata.merge("retryable" => retryable)
         }
       end
@@ -179,12 +185,25 @@ module TaskerCore
       def exception_failure(error)
         case error
         when Errors::StepHandlerError
-          custom = error.metadata.dup
-          custom["retry_after_seconds"] = error.retry_after if error.respond_to?(:retry_after) && error.retry_after
-          failure(exception_message(error), utf8(error.error_type), error.retryable, custom, error)
+          handler_error_failure(error)
         else
           failure(exception_message(error), class_name(error), error.is_a?(StandardError), {}, error)
         end
+      end
+
+      # error_code, context and retry_after go on the error itself, where the core records
+      # them (task_status shows the first two; retry_after is the next attempt's delay).
+      def handler_error_failure(error)
+        custom = error.metadata.dup
+        retry_after = error.respond_to?(:retry_after) ? error.retry_after : nil
+        custom["retry_after_seconds"] = retry_after if retry_after
+        custom["error_category"] = error.error_category if error.error_category
+        result = failure(exception_message(error), utf8(error.error_type), error.retryable, custom, error)
+        details = result["error"]
+        details["error_code"] = utf8(error.error_code) if error.error_code
+        details["context"] = error.context if error.context
+        details["retry_after"] = retry_after if retry_after
+        result
       end
 
       def failure(message, error_type, retryable, custom = {}, error = nil)

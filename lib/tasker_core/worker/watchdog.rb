@@ -66,7 +66,7 @@ module TaskerCore
           begin
             check
           rescue StandardError => e
-            @logger.error("tasker_core: watchdog check failed: #{e.class}: #{e.message}")
+            @logger.error("watchdog check failed: #{e.class}: #{e.message}")
           end
           @lock.synchronize { @wakeup.wait(@lock, @interval) unless @stopped }
         end
@@ -92,7 +92,7 @@ module TaskerCore
         return unless processor.gate.interrupt(context, message)
 
         @stats.increment(:interrupts)
-        @logger.warn("tasker_core: #{message}")
+        @logger.warn("#{message}")
       end
     end
   end

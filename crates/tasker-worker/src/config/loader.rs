@@ -63,10 +63,11 @@ macro_rules! embedded_files {
 static EMBEDDED: &[EmbeddedFile] = embedded_files![
     "base/mpsc_channels.toml",
     "base/orchestration.toml",
+    "base/storage.toml",
     "base/worker.toml",
     "environments/development/worker.toml",
     "environments/production/mpsc_channels.toml",
-    "environments/production/orchestration.toml",
+    "environments/production/storage.toml",
     "environments/production/worker.toml",
     "environments/test/mpsc_channels.toml",
     "environments/test/orchestration.toml",

@@ -10,7 +10,10 @@ pub mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use loader::{ConfigError, ConfigLoader, ConfigSource};
+pub use loader::{
+    embedded_files, ConfigError, ConfigLoader, ConfigSource, EmbeddedFile, KeyProblem, CONFIG_ROOT_VAR,
+    DEFAULT_ENVIRONMENT, ENVIRONMENT_VAR, OVERRIDES_LABEL,
+};
 
 /// The whole configuration tree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -18,6 +21,7 @@ pub use loader::{ConfigError, ConfigLoader, ConfigSource};
 pub struct TaskerConfig {
     pub mpsc_channels: MpscChannelsConfig,
     pub orchestration: OrchestrationConfig,
+    pub storage: StorageConfig,
     pub worker: WorkerConfig,
 }
 
@@ -94,7 +98,7 @@ impl Default for CompletionConfig {
     }
 }
 
-/// `[orchestration]`: the embedded orchestrator.
+/// `[orchestration]`: templates and the retry policy, whichever store runs them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrchestrationConfig {
@@ -102,16 +106,66 @@ pub struct OrchestrationConfig {
     /// `TASKER_TEMPLATE_PATH` is given. Relative paths are relative to the process's
     /// working directory. Empty means none.
     pub template_path: String,
-    /// Finished tasks kept in memory for `task_status`; older ones are forgotten.
-    pub finished_task_retention: usize,
     /// Retry policy of steps whose template does not set one.
     pub default_retry: RetryDefaults,
+    /// What `create_task` does with a context that breaks its template's `input_schema`.
+    pub input_schema: InputSchemaMode,
 }
 
 impl Default for OrchestrationConfig {
     fn default() -> Self {
-        Self { template_path: String::new(), finished_task_retention: 10_000, default_retry: RetryDefaults::default() }
+        Self {
+            template_path: String::new(),
+            default_retry: RetryDefaults::default(),
+            input_schema: InputSchemaMode::default(),
+        }
     }
+}
+
+/// `[storage]`: where tasks live. The embedded store is used unless a database URL is
+/// given (`TASKER_DATABASE_URL` or `database_url:`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub embedded: EmbeddedStoreConfig,
+}
+
+/// `[storage.embedded]`: the in-memory store's limits. Finished tasks stay readable for
+/// a time, within a memory budget; unfinished tasks are bounded so a runaway producer
+/// gets an error instead of exhausting memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedStoreConfig {
+    /// How long a finished task stays readable (`task_status`, `wait_for_task`).
+    pub finished_task_retention_seconds: u64,
+    /// Bytes finished tasks (their context, results and errors) may take; past it the
+    /// oldest finished tasks are evicted first, never one someone is waiting for.
+    pub finished_task_memory_budget_bytes: u64,
+    /// Tasks not yet finished the store accepts; `create_task` past it fails and creates
+    /// nothing.
+    pub max_unfinished_tasks: usize,
+}
+
+impl Default for EmbeddedStoreConfig {
+    fn default() -> Self {
+        Self {
+            finished_task_retention_seconds: 3600,
+            finished_task_memory_budget_bytes: 64 * 1024 * 1024,
+            max_unfinished_tasks: 100_000,
+        }
+    }
+}
+
+/// `orchestration.input_schema`: how a template's `input_schema` is applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputSchemaMode {
+    /// Refuse the task, naming every violation (the default).
+    #[default]
+    Enforce,
+    /// Create the task anyway and log the violations as a warning. For workflows brought
+    /// from upstream tasker-core, which does not check contexts against the schema.
+    Warn,
 }
 
 /// `[orchestration.default_retry]`.

@@ -13,6 +13,10 @@ use super::TaskerConfig;
 pub const MAX_DURATION_MS: u64 = 86_400_000;
 /// Upper bound of every channel capacity.
 pub const MAX_BUFFER_SIZE: usize = 1_000_000;
+/// Upper bound of a retention: ten years.
+pub const MAX_RETENTION_SECONDS: u64 = 10 * 365 * 86_400;
+/// Upper bound of the embedded store's memory budget: 1 TiB.
+pub const MAX_MEMORY_BUDGET_BYTES: u64 = 1 << 40;
 
 /// A value out of its allowed range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +58,21 @@ pub fn validate(config: &TaskerConfig) -> Vec<ConfigProblem> {
     checks.range(&format!("{CO}.batch_size"), completion.batch_size, 1, 10_000);
 
     let orchestration = &config.orchestration;
-    checks.range("orchestration.finished_task_retention", orchestration.finished_task_retention, 1, 10_000_000);
+    let embedded = &config.storage.embedded;
+    const SE: &str = "storage.embedded";
+    checks.range(
+        &format!("{SE}.finished_task_retention_seconds"),
+        embedded.finished_task_retention_seconds,
+        0,
+        MAX_RETENTION_SECONDS,
+    );
+    checks.range(
+        &format!("{SE}.finished_task_memory_budget_bytes"),
+        embedded.finished_task_memory_budget_bytes,
+        0,
+        MAX_MEMORY_BUDGET_BYTES,
+    );
+    checks.range(&format!("{SE}.max_unfinished_tasks"), embedded.max_unfinished_tasks, 1, 100_000_000);
 
     let retry = &orchestration.default_retry;
     const DR: &str = "orchestration.default_retry";
@@ -160,7 +178,7 @@ mod tests {
         config.mpsc_channels.worker.handler_dispatch.handler_timeout_ms = 0;
         config.mpsc_channels.worker.ffi_dispatch.starvation_threshold_ms = 0;
         config.mpsc_channels.worker.completion.actor_buffer_size = 2_000_000;
-        config.orchestration.finished_task_retention = 0;
+        config.storage.embedded.max_unfinished_tasks = 0;
         config.worker.concurrency = 0;
         config.worker.shutdown_timeout_ms = MAX_DURATION_MS + 1;
         config.worker.hung_handler_grace_ms = MAX_DURATION_MS + 1;
@@ -170,7 +188,7 @@ mod tests {
                 "mpsc_channels.worker.handler_dispatch.handler_timeout_ms",
                 "mpsc_channels.worker.ffi_dispatch.starvation_threshold_ms",
                 "mpsc_channels.worker.completion.actor_buffer_size",
-                "orchestration.finished_task_retention",
+                "storage.embedded.max_unfinished_tasks",
                 "worker.concurrency",
                 "worker.shutdown_timeout_ms",
                 "worker.hung_handler_grace_ms",

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::validate::{compile, parse_yaml, template_id};
+use super::validate::{compile_for, parse_yaml, template_id};
 use super::{TemplateError, WorkflowTemplate};
 use crate::config::RetryDefaults;
 
@@ -34,11 +34,22 @@ impl TemplateRegistry {
     /// All-or-nothing: on any error nothing is registered and the error names the file.
     /// Two files defining the same namespace/name/version is an error naming both.
     pub fn load_dir(&mut self, dir: &Path, defaults: &RetryDefaults) -> Result<usize, TemplateError> {
+        self.load_dir_for(dir, defaults, None)
+    }
+
+    /// [`load_dir`](Self::load_dir), applying each template's `environments.<environment>`
+    /// overrides.
+    pub fn load_dir_for(
+        &mut self,
+        dir: &Path,
+        defaults: &RetryDefaults,
+        environment: Option<&str>,
+    ) -> Result<usize, TemplateError> {
         let files = template_files(dir)?;
         let mut loaded: Vec<WorkflowTemplate> = Vec::with_capacity(files.len());
         let mut seen: HashMap<(String, String, semver::Version), PathBuf> = HashMap::new();
         for path in files {
-            let template = read_template(&path, defaults)?;
+            let template = read_template(&path, defaults, environment)?;
             let key = (template.namespace.clone(), template.name.clone(), template.version_key.clone());
             if let Some(first) = seen.get(&key) {
                 return Err(TemplateError::DuplicateTemplate {
@@ -59,13 +70,17 @@ impl TemplateRegistry {
 
     /// Reads, checks and registers one template file.
     pub fn load_file(&mut self, path: &Path, defaults: &RetryDefaults) -> Result<Arc<WorkflowTemplate>, TemplateError> {
-        let template = read_template(path, defaults)?;
+        let template = read_template(path, defaults, None)?;
         Ok(self.register(template))
     }
 
     /// Adds a template, or replaces the one with the same namespace, name and version.
     pub fn register(&mut self, template: WorkflowTemplate) -> Arc<WorkflowTemplate> {
-        let template = Arc::new(template);
+        self.register_shared(Arc::new(template))
+    }
+
+    /// `register` for a template already shared.
+    pub fn register_shared(&mut self, template: Arc<WorkflowTemplate>) -> Arc<WorkflowTemplate> {
         let previous = self
             .templates
             .entry(template.namespace.clone())
@@ -86,7 +101,8 @@ impl TemplateRegistry {
         template
     }
 
-    /// Finds a template; `version: None` answers the highest semantic version.
+    /// Finds a template; `version: None` answers the highest semantic version that is not
+    /// a prerelease (a prerelease runs only when its version is named).
     ///
     /// Errors say what is known instead: the namespaces when the namespace is unknown, the
     /// template names of the namespace when the name is unknown, the versions when the
@@ -113,7 +129,17 @@ impl TemplateRegistry {
         };
         let available = || versions.keys().map(ToString::to_string).collect::<Vec<_>>();
         let found = match version {
-            None => versions.values().next_back(),
+            None => {
+                let stable = versions.iter().rev().find(|(version, _)| version.pre.is_empty());
+                let Some((_, template)) = stable else {
+                    return Err(TemplateError::OnlyPrereleases {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        available: available(),
+                    });
+                };
+                Some(template)
+            }
             Some(requested) => {
                 let key = semver::Version::parse(requested).map_err(|err| TemplateError::InvalidRequestedVersion {
                     namespace: namespace.to_owned(),
@@ -152,10 +178,14 @@ fn describe(template: &WorkflowTemplate) -> String {
     template_id(Some(&template.namespace), Some(&template.name), Some(&template.version))
 }
 
-fn read_template(path: &Path, defaults: &RetryDefaults) -> Result<WorkflowTemplate, TemplateError> {
+fn read_template(
+    path: &Path,
+    defaults: &RetryDefaults,
+    environment: Option<&str>,
+) -> Result<WorkflowTemplate, TemplateError> {
     let text = fs::read_to_string(path).map_err(|source| TemplateError::Io { path: path.to_path_buf(), source })?;
     let template = parse_yaml(&text, Some(path))?;
-    compile(template, defaults, Some(path.to_path_buf()))
+    compile_for(template, defaults, Some(path.to_path_buf()), environment)
 }
 
 /// The template files under `dir`, recursively, sorted by path. Follows symbolic links,

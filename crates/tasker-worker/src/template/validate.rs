@@ -2,8 +2,9 @@
 //!
 //! This module owns the path from YAML text to a [`WorkflowTemplate`]:
 //! [`parse_yaml`] reads the text into a [`TaskTemplate`] (syntax, types, missing and
-//! unknown keys), and [`compile`] checks the rules serde cannot express and builds the
-//! orchestrator's form (dependency indices, effective retry policies, inputs).
+//! unknown keys), and [`compile_for`] applies the running environment's overrides, checks
+//! the rules serde cannot express and builds the orchestrator's form (dependency and
+//! ancestor indices, effective retry policies, inputs, the compiled input schema).
 //! It also owns [`TemplateError`], the error type of the whole `template` module.
 //!
 //! Every error says where the problem is: the file (when known) with line and column
@@ -22,13 +23,16 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{RetryPolicy, StepDefinition, StepTemplate, TaskTemplate, WorkflowTemplate};
+use super::environment;
+use super::{InputSchema, RetryPolicy, StepDefinition, StepTemplate, TaskTemplate, WorkflowTemplate};
 use crate::config::RetryDefaults;
 
 /// Largest `retry.max_attempts` a step may have.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
 /// Largest `retry.max_backoff_ms` a step may have (one day).
 pub const MAX_BACKOFF_LIMIT_MS: u64 = 86_400_000;
+/// Smallest `timeout_seconds` a step may have: deadlines are kept in whole milliseconds.
+pub const MIN_TIMEOUT_SECONDS: f64 = 0.001;
 /// Largest `timeout_seconds` a step may have (one day).
 pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
 
@@ -82,6 +86,11 @@ pub enum TemplateError {
     /// The template exists but not in the version asked for.
     #[error("task template {namespace}/{name} has no version {version} (available versions: {})", available.join(", "))]
     UnknownVersion { namespace: String, name: String, version: String, available: Vec<String> },
+
+    /// No version was asked for and every version is a prerelease, which runs only when
+    /// named.
+    #[error("task template {namespace}/{name} has only prerelease versions ({}); a prerelease runs only when its version is named", available.join(", "))]
+    OnlyPrereleases { namespace: String, name: String, available: Vec<String> },
 
     /// The version asked for is not a semantic version.
     #[error("task template {namespace}/{name}: requested version {version:?} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0): {reason} (available versions: {})", available.join(", "))]
@@ -185,6 +194,8 @@ pub enum Problem {
     InvalidVersion { version: String, reason: String },
     #[error("`steps` is empty: a template needs at least one step")]
     NoSteps,
+    #[error("`max_in_flight` must be at least 1 (leave it out for no limit)")]
+    MaxInFlightZero,
     #[error("step `name` is empty")]
     EmptyStepName,
     #[error("step name {name:?} is used by more than one step (steps[{first}] and steps[{second}])")]
@@ -197,21 +208,25 @@ pub enum Problem {
     SelfDependency,
     #[error("`dependencies` lists {dependency:?} more than once")]
     DuplicateDependency { dependency: String },
-    #[error("dependency cycle: {} (each step depends on the next)", steps.join(" -> "))]
+    #[error("dependency cycle of {} steps: {} (each step depends on the next)", steps.len().saturating_sub(1), cycle_path(steps))]
     Cycle {
         /// The steps on the cycle; the first is repeated at the end.
         steps: Vec<String>,
     },
-    #[error("`retry.max_attempts` must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {value}{}", origin(*.from_defaults))]
+    #[error("`retry.max_attempts` must be between 1 and {MAX_ATTEMPTS_LIMIT} (0 is read as 1), got {value}{}", origin(*.from_defaults))]
     MaxAttemptsOutOfRange { value: u32, from_defaults: bool },
     #[error("`retry.max_backoff_ms` must be at most {MAX_BACKOFF_LIMIT_MS} (one day), got {value}{}", origin(*.from_defaults))]
     MaxBackoffTooLarge { value: u64, from_defaults: bool },
     #[error("`retry.backoff_base_ms` ({base}{}) is greater than `retry.max_backoff_ms` ({max}{})", origin(*.base_from_defaults), origin(*.max_from_defaults))]
     BackoffBaseAboveMax { base: u64, max: u64, base_from_defaults: bool, max_from_defaults: bool },
-    #[error("`timeout_seconds` must be a finite number of seconds greater than 0 and at most {MAX_TIMEOUT_SECONDS}, got {value}")]
+    #[error("`timeout_seconds` must be a finite number of seconds from {MIN_TIMEOUT_SECONDS} (one millisecond) to {MAX_TIMEOUT_SECONDS}, got {value}")]
     TimeoutOutOfRange { value: f64 },
     #[error("`inputs` must be a mapping of key: value pairs, got {kind}")]
     InputsNotMapping { kind: &'static str },
+    #[error("`input_schema` is not a usable JSON Schema: {reason}")]
+    InvalidInputSchema { reason: String },
+    #[error("`environments.{environment}.steps[{index}].name` names unknown step {step:?} (steps in this template: {}; or ALL for every step)", known.join(", "))]
+    UnknownOverrideStep { environment: String, index: usize, step: String, known: Vec<String> },
 }
 
 fn origin(from_defaults: bool) -> &'static str {
@@ -283,7 +298,16 @@ fn syntax_error(
         ("struct TaskTemplate", "a task template (a mapping with name, namespace_name, version and steps)"),
         ("struct StepTemplate", "a step (a mapping with name, handler, ...)"),
         ("struct HandlerSpec", "a handler mapping such as { callable: Demo::MyHandler }"),
-        ("struct RetrySpec", "a retry mapping such as { max_attempts: 3 }"),
+        ("struct RetrySpec", "a retry mapping such as { max_attempts: 3, backoff: exponential }"),
+        (
+            "struct TemplateMetadata",
+            "a metadata mapping (author, tags, documentation_url, created_at, updated_at, notes)",
+        ),
+        ("struct SystemDependencies", "a system_dependencies mapping such as { primary: default, secondary: [] }"),
+        ("struct DomainEventDefinition", "a domain event mapping such as { name: order_placed }"),
+        ("struct EnvironmentOverride", "an environment mapping such as { steps: [...] }"),
+        ("struct StepOverride", "a step override such as { name: my_step, timeout_seconds: 10 }"),
+        ("struct HandlerOverride", "a handler override such as { initialization: {...} }"),
     ] {
         message = message.replace(rust, yaml);
     }
@@ -347,15 +371,28 @@ pub fn template_id(namespace: Option<&str>, name: Option<&str>, version: Option<
     format!("{}/{}@{}", shown(namespace), shown(name), shown(version))
 }
 
-/// Check a template and compile it into the orchestrator's form.
-///
-/// Unset retry fields take `defaults`; `jitter` always comes from `defaults`. `inputs`
-/// must be a mapping and defaults to an empty one. Reports the first rule broken, naming
-/// `source` (when given), the template and the step.
+/// [`compile_for`] without an environment: no `environments` override is applied.
 pub fn compile(
     template: TaskTemplate,
     defaults: &RetryDefaults,
     source: Option<PathBuf>,
+) -> Result<WorkflowTemplate, TemplateError> {
+    compile_for(template, defaults, source, None)
+}
+
+/// Check a template and compile it into the orchestrator's form.
+///
+/// `environment`'s overrides (from the template's `environments`) are applied first, so
+/// every rule is checked on the values that will run. Unset retry fields take
+/// `defaults`; `jitter` always comes from `defaults`; `max_attempts: 0` means one
+/// attempt. `inputs` must be a mapping and defaults to an empty one; `input_schema` must
+/// be a valid JSON Schema. Reports the first rule broken, naming `source` (when given),
+/// the template and the step.
+pub fn compile_for(
+    mut template: TaskTemplate,
+    defaults: &RetryDefaults,
+    source: Option<PathBuf>,
+    environment: Option<&str>,
 ) -> Result<WorkflowTemplate, TemplateError> {
     let base = ErrorContext {
         file: source.clone(),
@@ -382,6 +419,31 @@ pub fn compile(
     })?;
     if template.steps.is_empty() {
         return Err(invalid(Problem::NoSteps));
+    }
+    let applied = match environment {
+        Some(env) => environment::apply(&mut template, env).map_err(|e| TemplateError::Invalid {
+            context: Box::new(ErrorContext {
+                key: Some(format!("environments.{}.steps[{}].name", e.environment, e.index)),
+                ..base.clone()
+            }),
+            problem: Problem::UnknownOverrideStep {
+                environment: e.environment,
+                index: e.index,
+                step: e.step,
+                known: e.known,
+            },
+        })?,
+        None => false,
+    };
+    let input_schema = match template.input_schema.take() {
+        Some(Value::Null) | None => None,
+        Some(schema) => Some(InputSchema::compile(schema).map_err(|reason| TemplateError::Invalid {
+            context: Box::new(ErrorContext { key: Some("input_schema".to_owned()), ..base.clone() }),
+            problem: Problem::InvalidInputSchema { reason },
+        })?),
+    };
+    if template.max_in_flight == Some(0) {
+        return Err(invalid(Problem::MaxInFlightZero));
     }
 
     // Names first, so dependency errors can rely on a unique, non-empty name per step.
@@ -446,6 +508,7 @@ pub fn compile(
             dependents[dep].push(index);
         }
     }
+    let ancestors = ancestors_beyond_parents(&dependencies);
 
     let mut steps = Vec::with_capacity(template.steps.len());
     for (step, retry) in template.steps.into_iter().zip(policies) {
@@ -457,11 +520,14 @@ pub fn compile(
         handler.callable = handler.callable.trim().to_owned();
         steps.push(Arc::new(StepDefinition {
             name: step.name,
+            description: step.description,
             handler,
             dependencies: step.dependencies,
             retry,
             timeout_seconds: step.timeout_seconds,
             inputs: Arc::new(inputs),
+            system_dependency: step.system_dependency,
+            publishes_events: step.publishes_events,
         }));
     }
 
@@ -470,11 +536,59 @@ pub fn compile(
         namespace: template.namespace_name,
         version: template.version,
         version_key,
+        description: template.description,
         steps,
         dependencies,
         dependents,
+        ancestors,
+        input_schema,
+        input_schema_mode: Default::default(),
+        metadata: template.metadata,
+        task_handler: template.task_handler,
+        system_dependencies: template.system_dependencies,
+        domain_events: template.domain_events,
+        environment: if applied { environment.map(str::to_owned) } else { None },
+        max_in_flight: template.max_in_flight,
         source,
     })
+}
+
+/// For each step of an acyclic graph, every step it transitively depends on that is not
+/// one of its direct parents, in index order.
+fn ancestors_beyond_parents(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = deps.len();
+    let mut all: Vec<Option<Vec<bool>>> = vec![None; n];
+    // Iterative post-order so a long chain cannot overflow the stack.
+    for start in 0..n {
+        let mut stack = vec![(start, false)];
+        while let Some((node, expanded)) = stack.pop() {
+            if all[node].is_some() {
+                continue;
+            }
+            if !expanded {
+                stack.push((node, true));
+                stack.extend(deps[node].iter().filter(|&&d| all[d].is_none()).map(|&d| (d, false)));
+                continue;
+            }
+            let mut seen = vec![false; n];
+            for &parent in &deps[node] {
+                seen[parent] = true;
+                if let Some(theirs) = &all[parent] {
+                    for (i, &reached) in theirs.iter().enumerate() {
+                        seen[i] |= reached;
+                    }
+                }
+            }
+            all[node] = Some(seen);
+        }
+    }
+    all.into_iter()
+        .enumerate()
+        .map(|(node, seen)| {
+            let seen = seen.unwrap_or_default();
+            (0..n).filter(|&i| seen[i] && !deps[node].contains(&i)).collect()
+        })
+        .collect()
 }
 
 /// The step's retry fields over `defaults`, checked.
@@ -482,7 +596,9 @@ fn effective_retry(step: &StepTemplate, defaults: &RetryDefaults) -> Result<Retr
     let spec = step.retry.clone().unwrap_or_default();
     let policy = RetryPolicy {
         retryable: spec.retryable.unwrap_or(defaults.retryable),
-        max_attempts: spec.max_attempts.unwrap_or(defaults.max_attempts),
+        // Upstream runs a step with `max_attempts: 0` once; so does this core.
+        max_attempts: spec.max_attempts.map(|n| n.max(1)).unwrap_or(defaults.max_attempts),
+        backoff: spec.backoff.unwrap_or_default(),
         backoff_base_ms: spec.backoff_base_ms.unwrap_or(defaults.backoff_base_ms),
         max_backoff_ms: spec.max_backoff_ms.unwrap_or(defaults.max_backoff_ms),
         jitter: defaults.jitter,
@@ -512,11 +628,23 @@ fn effective_retry(step: &StepTemplate, defaults: &RetryDefaults) -> Result<Retr
 
 fn check_timeout(timeout: Option<f64>) -> Result<(), Problem> {
     match timeout {
-        Some(value) if !(value.is_finite() && value > 0.0 && value <= MAX_TIMEOUT_SECONDS) => {
+        Some(value) if !(value.is_finite() && (MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(&value)) => {
             Err(Problem::TimeoutOutOfRange { value })
         }
         _ => Ok(()),
     }
+}
+
+/// Steps on a cycle, at most 12 of them named: a long cycle shows its first and last
+/// steps around a count of the rest, so the message stays short.
+fn cycle_path(steps: &[String]) -> String {
+    const SHOWN: usize = 12;
+    if steps.len() <= SHOWN {
+        return steps.join(" -> ");
+    }
+    let head = steps[..SHOWN / 2].join(" -> ");
+    let tail = steps[steps.len() - SHOWN / 2..].join(" -> ");
+    format!("{head} -> ... ({} more) -> {tail}", steps.len() - SHOWN)
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -601,6 +729,24 @@ mod tests {
         let cycle = find_cycle(&deps).unwrap();
         assert_eq!(cycle.len(), n + 1);
         assert_eq!(cycle.first(), cycle.last());
+    }
+
+    #[test]
+    fn ancestors_leave_out_direct_parents_and_cover_every_path() {
+        // 0 -> 1 -> 2 -> 3, and 0 -> 3 directly; 4 is unrelated.
+        let deps = vec![vec![], vec![0], vec![1], vec![2, 0], vec![]];
+        assert_eq!(ancestors_beyond_parents(&deps), vec![vec![], vec![], vec![0], vec![1], vec![]]);
+        // diamond: 0 -> (1, 2) -> 3
+        let diamond = vec![vec![], vec![0], vec![0], vec![1, 2]];
+        assert_eq!(ancestors_beyond_parents(&diamond)[3], vec![0]);
+    }
+
+    #[test]
+    fn ancestors_of_a_long_chain_do_not_recurse() {
+        let n = 3000;
+        let deps: Vec<Vec<usize>> = (0..n).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
+        let ancestors = ancestors_beyond_parents(&deps);
+        assert_eq!(ancestors[n - 1].len(), n - 2);
     }
 
     #[test]

@@ -3,17 +3,19 @@
 //! (`take_dispatch_handles`) to whichever consumer runs handlers — the
 //! `HandlerDispatchService` for Rust handlers or the `FfiDispatchChannel` for Ruby.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::completion::{CompletionProcessorHandle, CompletionProcessorService, FFICompletionActor};
+use super::counters::PipelineCounters;
 use super::slots::DispatchSlots;
 use super::step_executor::{StepExecutorActor, StepExecutorHandle};
 use crate::config::{CompletionConfig, HandlerDispatchConfig};
 use crate::messages::{DispatchHandlerMessage, StepExecutionResult};
-use crate::orchestrator::Orchestrator;
+use crate::store::TaskStore;
 
 /// The consumer ends of the worker's channels: take dispatched steps from
 /// `dispatch_receiver`, send every result on `completion_sender`.
@@ -34,9 +36,12 @@ pub struct WorkerCore {
 }
 
 impl WorkerCore {
-    /// Creates the channels and starts the executor and the completion path on `runtime`.
+    /// Creates the channels and starts the executor (claiming as `worker_id`) and the
+    /// completion path on `runtime`.
     pub fn start(
-        orchestrator: Orchestrator,
+        store: Arc<dyn TaskStore>,
+        worker_id: String,
+        counters: Arc<PipelineCounters>,
         dispatch: &HandlerDispatchConfig,
         completion: &CompletionConfig,
         runtime: &tokio::runtime::Handle,
@@ -46,14 +51,16 @@ impl WorkerCore {
         let slots = DispatchSlots::new(dispatch.max_concurrent_handlers.max(1));
 
         let (actor, completion_actor) =
-            FFICompletionActor::spawn(orchestrator.clone(), completion.actor_buffer_size, runtime);
+            FFICompletionActor::spawn(Arc::clone(&store), Arc::clone(&counters), completion.actor_buffer_size, runtime);
         let completion =
             CompletionProcessorService::new(completion_receiver, actor, completion.batch_size).spawn(runtime);
         let executor = StepExecutorActor::new(
-            orchestrator,
+            store,
+            worker_id,
             slots.clone(),
             dispatch_sender,
             Duration::from_millis(dispatch.handler_timeout_ms),
+            counters,
         )
         .spawn(runtime);
 

@@ -1,30 +1,40 @@
-//! `StepExecutorActor`: claims ready steps from the orchestrator and puts them on the
-//! bounded dispatch channel — fire-and-forget, it never runs a handler itself.
+//! `StepExecutorActor`: claims ready steps from the store and puts them on the bounded
+//! dispatch channel — fire-and-forget, it never runs a handler itself.
 //!
 //! Capacity is taken before work is claimed: for every step it claims it first holds an
 //! in-flight `DispatchSlot` and a reserved place in the dispatch channel. With no slot
 //! free or the channel full it simply waits; it never spawns or buffers unbounded work.
+//!
+//! Idle, it sleeps until the store's feed says steps may be ready, the earliest scheduled
+//! step is due, or the feed's poll interval passes (a lost notification costs only that).
+//! An unavailable store is retried with a growing backoff; nothing is claimed meanwhile.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::counters::PipelineCounters;
+use super::retry_backoff::StoreBackoff;
 use super::slots::{DispatchSlot, DispatchSlots};
 use crate::messages::{DispatchHandlerMessage, StepExecutionEvent};
-use crate::orchestrator::Orchestrator;
+use crate::store::TaskStore;
 
-/// Most steps claimed under one lock of the orchestrator.
+/// Most steps claimed in one call of the store.
 const CLAIM_BATCH: usize = 64;
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct StepExecutorActor {
-    orchestrator: Orchestrator,
+    store: Arc<dyn TaskStore>,
+    /// The lease owner named on every claim.
+    worker_id: String,
     slots: DispatchSlots,
     dispatch_sender: mpsc::Sender<DispatchHandlerMessage>,
     default_timeout: Duration,
+    counters: Arc<PipelineCounters>,
     stop: CancellationToken,
 }
 
@@ -37,12 +47,14 @@ pub struct StepExecutorHandle {
 
 impl StepExecutorActor {
     pub fn new(
-        orchestrator: Orchestrator,
+        store: Arc<dyn TaskStore>,
+        worker_id: String,
         slots: DispatchSlots,
         dispatch_sender: mpsc::Sender<DispatchHandlerMessage>,
         default_timeout: Duration,
+        counters: Arc<PipelineCounters>,
     ) -> Self {
-        Self { orchestrator, slots, dispatch_sender, default_timeout, stop: CancellationToken::new() }
+        Self { store, worker_id, slots, dispatch_sender, default_timeout, counters, stop: CancellationToken::new() }
     }
 
     pub fn spawn(self, runtime: &tokio::runtime::Handle) -> StepExecutorHandle {
@@ -52,6 +64,11 @@ impl StepExecutorActor {
 
     async fn run(self) {
         let mut events: Vec<StepExecutionEvent> = Vec::with_capacity(CLAIM_BATCH);
+        let mut backoff = StoreBackoff::default();
+        let feed = Arc::clone(self.store.feed());
+        // Kept across a failed claim, so a claim that committed but whose answer was lost
+        // is answered again (not leaked) when tried again.
+        let mut claim_id = uuid::Uuid::new_v4();
         loop {
             // 1. Capacity for at least one step: a slot, then room in the channel.
             let Some(first) = self.reserve_one().await else { return };
@@ -63,26 +80,53 @@ impl StepExecutorActor {
                     None => break,
                 }
             }
-            let next_retry = self.orchestrator.claim_ready(reserved.len(), self.default_timeout, &mut events);
+            let claimed =
+                self.store.claim(&self.worker_id, claim_id, reserved.len(), self.default_timeout, &mut events).await;
+            let next_due = match claimed {
+                Ok(claimed) => {
+                    backoff.reset();
+                    claim_id = uuid::Uuid::new_v4();
+                    claimed.next_due
+                }
+                Err(error) => {
+                    drop(reserved);
+                    events.clear();
+                    let wait = backoff.next_wait();
+                    self.counters.store_retry();
+                    tracing::warn!("claiming steps failed ({error}); trying again in {wait:?}");
+                    tokio::select! {
+                        biased;
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+            };
             if events.is_empty() {
                 // Idle: give every reservation back, so an idle worker shows nothing in
                 // flight, and wait for a step to become ready. A wake-up that comes in
-                // between is kept by the orchestrator's `Notify`, so none is lost.
+                // between is kept by the feed's `Notify`, so none is lost.
                 drop(reserved);
-                let retry_due = async {
-                    match next_retry {
-                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                let wake_after = match (next_due, feed.poll_interval()) {
+                    (Some(due), Some(poll)) => Some(due.min(poll)),
+                    (due, poll) => due.or(poll),
+                };
+                let due = async {
+                    match wake_after {
+                        Some(after) => tokio::time::sleep(after).await,
                         None => std::future::pending().await,
                     }
                 };
                 tokio::select! {
                     biased;
                     _ = self.stop.cancelled() => return,
-                    _ = self.orchestrator.ready_changed() => {}
-                    _ = retry_due => {}
+                    _ = feed.ready() => {}
+                    _ = due => {}
                 }
                 continue;
             }
+            self.counters.dispatched(events.len());
+            debug_assert!(events.len() <= reserved.len(), "the store claimed more steps than asked for");
             // 3. Send each claimed step with the capacity reserved for it.
             for (event, (slot, permit)) in events.drain(..).zip(reserved.drain(..)) {
                 permit.send(DispatchHandlerMessage::new(event, Some(slot)));

@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use tasker_worker::config::RetryDefaults;
-use tasker_worker::messages::{
+use tasker_worker::RetryDefaults;
+use tasker_worker::WorkflowTemplate;
+use tasker_worker::{compile, parse_yaml};
+use tasker_worker::{
     StepExecutionError, StepExecutionEvent, StepExecutionResult, TaskInfo, TaskSequenceStep, WorkflowStepInfo,
 };
-use tasker_worker::template::validate::{compile, parse_yaml};
-use tasker_worker::template::WorkflowTemplate;
 
 /// How long any wait in a test may take before the test fails. Never a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -58,6 +58,7 @@ pub fn event_for(template: &WorkflowTemplate, index: usize, timeout: Duration) -
         trace_id: Some(format!("{:032x}", 1u128)),
         span_id: Some(format!("{:016x}", 2u64)),
         timeout,
+        ready_at: None,
         payload: TaskSequenceStep {
             task: TaskInfo {
                 task_uuid,
@@ -75,6 +76,7 @@ pub fn event_for(template: &WorkflowTemplate, index: usize, timeout: Duration) -
                 inputs: Arc::clone(&definition.inputs),
             },
             dependency_results: BTreeMap::new(),
+            ancestor_results: BTreeMap::new(),
             step_definition: definition,
         },
     }

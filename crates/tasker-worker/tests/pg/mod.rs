@@ -184,7 +184,7 @@ pub async fn register_template(
         }
     }
     let definition = serde_json::json!({ "namespace": namespace, "name": name, "version": version, "steps": names });
-    let statement = client.prepare(tasker_worker::store::postgres::sql::REGISTER_TEMPLATE).await.unwrap();
+    let statement = client.prepare(tasker_worker::postgres::sql::REGISTER_TEMPLATE).await.unwrap();
     let row = client
         .query_one(
             &statement,

@@ -96,7 +96,7 @@ pub struct PlannedStatement {
 }
 
 pub fn hot_statements() -> Vec<PlannedStatement> {
-    use tasker_worker::store::postgres::sql;
+    use tasker_worker::postgres::sql;
     vec![
         PlannedStatement { label: "claim 64 (CLAIM_STEPS)", sql: sql::CLAIM_STEPS, index: "steps_claim" },
         PlannedStatement {
@@ -183,30 +183,30 @@ pub async fn explain(
     let (cursor_at, cursor_seq): (SystemTime, i64) = (cursor.get(0), cursor.get(1));
 
     let params: Vec<Box<dyn ToSql + Sync + Send>> = match statement.sql {
-        s if s == tasker_worker::store::postgres::sql::CLAIM_STEPS => {
+        s if s == tasker_worker::postgres::sql::CLAIM_STEPS => {
             vec![Box::new(templates.clone()), Box::new(64i64), Box::new("w-bench")]
         }
-        s if s == tasker_worker::store::postgres::sql::CLAIM_CAPPED_STEPS => {
+        s if s == tasker_worker::postgres::sql::CLAIM_CAPPED_STEPS => {
             vec![Box::new(population.other), Box::new(64i64), Box::new("w-bench"), Box::new(200i64)]
         }
-        s if s == tasker_worker::store::postgres::sql::PROMOTE_DUE_STEPS => vec![Box::new(1000i64)],
-        s if s == tasker_worker::store::postgres::sql::LOCK_RESULTS => {
+        s if s == tasker_worker::postgres::sql::PROMOTE_DUE_STEPS => vec![Box::new(1000i64)],
+        s if s == tasker_worker::postgres::sql::LOCK_RESULTS => {
             vec![Box::new(batch_tasks), Box::new(batch_steps), Box::new(batch_events)]
         }
-        s if s == tasker_worker::store::postgres::sql::LIST_TASKS => {
+        s if s == tasker_worker::postgres::sql::LIST_TASKS => {
             vec![Box::new(cursor_at), Box::new(cursor_seq), Box::new(50i64)]
         }
-        s if s == tasker_worker::store::postgres::sql::LIST_TASKS_BY_STATUS => {
+        s if s == tasker_worker::postgres::sql::LIST_TASKS_BY_STATUS => {
             vec![Box::new(top), Box::new(0i64), Box::new(50i64), Box::new("error")]
         }
-        s if s == tasker_worker::store::postgres::sql::LIST_TASKS_BY_TEMPLATE => {
+        s if s == tasker_worker::postgres::sql::LIST_TASKS_BY_TEMPLATE => {
             vec![Box::new(top), Box::new(0i64), Box::new(50i64), Box::new("bench"), Box::new("other"), Box::new(any)]
         }
-        s if s == tasker_worker::store::postgres::sql::LIST_TASKS_BY_NAMESPACE => {
+        s if s == tasker_worker::postgres::sql::LIST_TASKS_BY_NAMESPACE => {
             vec![Box::new(top), Box::new(0i64), Box::new(50i64), Box::new("bench"), Box::new(any)]
         }
-        s if s == tasker_worker::store::postgres::sql::PURGE_FINISHED => vec![Box::new(86_400.0f64), Box::new(500i64)],
-        s if s == tasker_worker::store::postgres::sql::LAPSED_LEASES => vec![Box::new(5.0f64)],
+        s if s == tasker_worker::postgres::sql::PURGE_FINISHED => vec![Box::new(86_400.0f64), Box::new(500i64)],
+        s if s == tasker_worker::postgres::sql::LAPSED_LEASES => vec![Box::new(5.0f64)],
         _ => panic!("no parameters for {}", statement.label),
     };
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
@@ -220,8 +220,8 @@ pub async fn explain(
     let mode =
         if generic { "SET LOCAL plan_cache_mode = force_generic_plan" } else { "SET LOCAL plan_cache_mode = auto" };
     transaction.batch_execute(mode).await.expect("plan_cache_mode");
-    if statement.sql == tasker_worker::store::postgres::sql::CLAIM_CAPPED_STEPS {
-        let lock = transaction.prepare(tasker_worker::store::postgres::sql::LOCK_TEMPLATE_CLAIMS).await.unwrap();
+    if statement.sql == tasker_worker::postgres::sql::CLAIM_CAPPED_STEPS {
+        let lock = transaction.prepare(tasker_worker::postgres::sql::LOCK_TEMPLATE_CLAIMS).await.unwrap();
         transaction.execute(&lock, &[&population.other]).await.unwrap();
     }
     let rows =

@@ -10,15 +10,18 @@ module FaultStress
     module_function
 
     # @param root [String] directory to create
-    # @param retention [Integer] finished tasks the core keeps
+    # @param retention [Integer] finished tasks the core must keep readable
     # @return [String] root
     def write_config(root, retention:)
       env = File.join(root, "environments", "stress")
       FileUtils.mkdir_p(env)
       FileUtils.cp_r(File.join(CONFIG_SOURCE, "base"), root)
-      File.write(File.join(env, "orchestration.toml"), <<~TOML)
-        [orchestration]
-        finished_task_retention = #{retention}
+      # Every task stays readable for the checks: a count-sized budget, no time limit.
+      File.write(File.join(env, "storage.toml"), <<~TOML)
+        [storage.embedded]
+        finished_task_retention_seconds = 86400
+        finished_task_memory_budget_bytes = #{retention * 4096}
+        max_unfinished_tasks = #{[retention, 100_000].max}
       TOML
       File.write(File.join(env, "worker.toml"), <<~TOML)
         [worker]

@@ -56,7 +56,7 @@ impl CompletionProcessorService {
                 _ = self.stop.cancelled() => break,
             }
         }
-        // Stopping: everything already in the channel still reaches the orchestrator.
+        // Stopping: everything already in the channel still reaches the store.
         self.completion_receiver.close();
         while let Ok(result) = self.completion_receiver.try_recv() {
             batch.push(result);

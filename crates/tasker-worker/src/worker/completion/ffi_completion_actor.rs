@@ -1,12 +1,26 @@
 //! `FFICompletionActor`: the last hop of the completion path. It owns nothing but a
-//! mailbox and hands batches of step results to the orchestrator, which records them,
+//! mailbox and hands batches of step results to the store, which records them,
 //! schedules retries and advances each task's DAG.
+//!
+//! A batch the store could not record (it was unavailable) is kept and tried again with
+//! a growing backoff until it is recorded; fencing by `event_id` makes the repeat safe.
+//! Meanwhile the mailbox fills and back-pressure reaches the senders: results wait, none
+//! is dropped. Once stopping, it keeps trying for `drain_patience` and then logs what it
+//! could not write (the store's lease expiry runs those steps again).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::super::counters::PipelineCounters;
+use super::super::retry_backoff::StoreBackoff;
 use crate::messages::StepExecutionResult;
-use crate::orchestrator::Orchestrator;
+use crate::store::TaskStore;
+
+/// How long a stopping actor keeps trying an unavailable store.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Sends batches of results to a running `FFICompletionActor`.
 #[derive(Debug, Clone)]
@@ -30,24 +44,57 @@ impl FFICompletionHandle {
 #[derive(Debug)]
 pub struct FFICompletionActor {
     mailbox: mpsc::Receiver<Vec<StepExecutionResult>>,
-    orchestrator: Orchestrator,
+    store: Arc<dyn TaskStore>,
+    counters: Arc<PipelineCounters>,
 }
 
 impl FFICompletionActor {
     /// Starts the actor; it stops once every handle is dropped and its mailbox is empty.
     pub fn spawn(
-        orchestrator: Orchestrator,
+        store: Arc<dyn TaskStore>,
+        counters: Arc<PipelineCounters>,
         mailbox_size: usize,
         runtime: &tokio::runtime::Handle,
     ) -> (FFICompletionHandle, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(mailbox_size.max(1));
-        let actor = Self { mailbox: receiver, orchestrator };
+        let actor = Self { mailbox: receiver, store, counters };
         (FFICompletionHandle { mailbox: sender }, runtime.spawn(actor.run()))
     }
 
     async fn run(mut self) {
-        while let Some(batch) = self.mailbox.recv().await {
-            self.orchestrator.record_results(batch);
+        let mut backoff = StoreBackoff::default();
+        while let Some(mut batch) = self.mailbox.recv().await {
+            let mut stopping_since: Option<Instant> = None;
+            loop {
+                match self.store.record(&mut batch).await {
+                    Ok(outcomes) => {
+                        backoff.reset();
+                        self.counters.observe(&outcomes);
+                        break;
+                    }
+                    Err(error) => {
+                        self.counters.store_retry();
+                        // Closed and drained by the sender side: the worker is stopping.
+                        if self.mailbox.is_closed() {
+                            let since = *stopping_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > DRAIN_PATIENCE {
+                                tracing::error!(
+                                    "{} step results could not be recorded before the worker stopped ({error}); \
+                                     their steps run again when their leases expire",
+                                    batch.len()
+                                );
+                                break;
+                            }
+                        }
+                        let wait = backoff.next_wait();
+                        tracing::warn!(
+                            "recording {} step results failed ({error}); keeping them and trying again in {wait:?}",
+                            batch.len()
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::config::FfiDispatchConfig;
 use crate::messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionError, StepExecutionResult, StepIdentity,
 };
+use crate::store::ChangeFeed;
 use crate::template::StepDefinition;
 use crate::time_format::rfc3339_millis;
 use crate::worker::latency_window::LatencyWindow;
@@ -172,6 +173,8 @@ pub struct FfiDispatchChannel {
     /// How late past each deadline the reaper failed the event (recent window).
     timeout_lags: Mutex<LatencyWindow>,
     shutdown: CancellationToken,
+    /// The store's feed: tells which tasks were cancelled, so a running handler can see it.
+    feed: Arc<ChangeFeed>,
 }
 
 /// The background tasks of a started channel.
@@ -186,6 +189,7 @@ impl FfiDispatchChannel {
         dispatch_receiver: mpsc::Receiver<DispatchHandlerMessage>,
         completion_sender: mpsc::Sender<StepExecutionResult>,
         config: FfiDispatchChannelConfig,
+        feed: Arc<ChangeFeed>,
     ) -> Self {
         Self {
             dispatch_receiver: Mutex::new(Some(dispatch_receiver)),
@@ -201,6 +205,7 @@ impl FfiDispatchChannel {
             reaper_wake: Notify::new(),
             timeout_lags: Mutex::new(LatencyWindow::new(TIMEOUT_LAG_WINDOW)),
             shutdown: CancellationToken::new(),
+            feed,
         }
     }
 
@@ -303,6 +308,20 @@ impl FfiDispatchChannel {
     /// not passed, even if the reaper has not failed it yet).
     pub fn is_pending(&self, event_id: &Uuid) -> bool {
         self.pending.lock().get(event_id).is_some_and(|entry| entry.deadline > Instant::now())
+    }
+
+    /// Whether the handler of `event_id` should stop: the event is no longer pending (it
+    /// completed, timed out, or the worker stopped) or a cancel of its task was asked for.
+    /// Its result is still accepted while it is pending.
+    pub fn is_cancelled(&self, event_id: &Uuid) -> bool {
+        let task = {
+            let pending = self.pending.lock();
+            match pending.get(event_id) {
+                Some(entry) if entry.deadline > Instant::now() => entry.identity.task_uuid,
+                _ => return true,
+            }
+        };
+        self.feed.is_cancelled(&task)
     }
 
     /// Completes an event without waiting. See `TryComplete`.

@@ -5,6 +5,9 @@ pub mod ffi_dispatch_channel;
 pub mod handler_dispatch_service;
 pub mod registry;
 
-pub use ffi_dispatch_channel::{FfiDispatchChannel, FfiDispatchChannelConfig, FfiDispatchMetrics};
-pub use handler_dispatch_service::{HandlerDispatchHandle, HandlerDispatchService};
-pub use registry::{HandlerError, HandlerRegistry, StepHandler};
+pub use ffi_dispatch_channel::{
+    CompleteOutcome, CompletionChannelClosed, FfiChannelTasks, FfiDispatchChannel, FfiDispatchChannelConfig,
+    FfiDispatchMetrics, TryComplete,
+};
+pub use handler_dispatch_service::{panic_message, HandlerDispatchHandle, HandlerDispatchService};
+pub use registry::{HandlerError, HandlerFuture, HandlerRegistry, StepHandler};

@@ -1,5 +1,6 @@
-//! Retry delay: exponential backoff from a step's policy, capped, with random jitter so
-//! that steps that failed together do not all come back at the same instant.
+//! Retry delay: the step's backoff shape (exponential unless the template names another)
+//! from its policy, capped, with random jitter so that steps that failed together do not
+//! all come back at the same instant.
 
 use std::time::Duration;
 
@@ -8,11 +9,11 @@ use crate::template::RetryPolicy;
 /// The delay before attempt `failed_attempts + 1`, given that `failed_attempts` have
 /// already run (1 after the first failure). `unit` is a random number in `0.0..1.0`.
 ///
-/// `backoff_base_ms * 2^(failed_attempts - 1)`, capped at `max_backoff_ms`, then moved
-/// by up to `± jitter` of itself and capped again.
+/// The shape's delay (`backoff_base_ms * 2^(failed_attempts - 1)` for the default
+/// exponential one), capped at `max_backoff_ms`, then moved by up to `± jitter` of itself
+/// and capped again.
 pub fn retry_delay(policy: &RetryPolicy, failed_attempts: u32, unit: f64) -> Duration {
-    let exponent = failed_attempts.saturating_sub(1).min(62);
-    let base = policy.backoff_base_ms as f64 * (1u64 << exponent) as f64;
+    let base = policy.backoff.delay_ms(policy.backoff_base_ms, failed_attempts);
     let capped = base.min(policy.max_backoff_ms as f64);
     let jitter = policy.jitter.clamp(0.0, 1.0);
     let factor = 1.0 + jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
@@ -23,9 +24,17 @@ pub fn retry_delay(policy: &RetryPolicy, failed_attempts: u32, unit: f64) -> Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::BackoffShape;
 
     fn policy(base: u64, max: u64, jitter: f64) -> RetryPolicy {
-        RetryPolicy { retryable: true, max_attempts: 5, backoff_base_ms: base, max_backoff_ms: max, jitter }
+        RetryPolicy {
+            retryable: true,
+            max_attempts: 5,
+            backoff: BackoffShape::Exponential,
+            backoff_base_ms: base,
+            max_backoff_ms: max,
+            jitter,
+        }
     }
 
     #[test]
@@ -55,5 +64,19 @@ mod tests {
             let d = retry_delay(&p, 1, i as f64 / 100.0);
             assert!(d >= Duration::from_millis(800) && d <= Duration::from_millis(1200), "{d:?}");
         }
+    }
+
+    #[test]
+    fn follows_the_policy_shape_and_still_caps() {
+        let mut p = policy(100, 450, 0.0);
+        p.backoff = BackoffShape::Linear;
+        let linear: Vec<Duration> = (1..=5).map(|n| retry_delay(&p, n, 0.5)).collect();
+        assert_eq!(linear, [100, 200, 300, 400, 450].map(Duration::from_millis));
+        p.backoff = BackoffShape::Fibonacci;
+        let fib: Vec<Duration> = (1..=6).map(|n| retry_delay(&p, n, 0.5)).collect();
+        assert_eq!(fib, [100, 100, 200, 300, 450, 450].map(Duration::from_millis));
+        p.backoff = BackoffShape::None;
+        p.jitter = 0.5;
+        assert_eq!(retry_delay(&p, 3, 0.9), Duration::ZERO);
     }
 }
