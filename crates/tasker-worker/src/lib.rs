@@ -25,8 +25,8 @@ pub use bootstrap::{BootstrapRequest, DATABASE_URL_ENV, DISPATCH_KEYS, TEMPLATE_
 pub use config::{
     embedded_files, CompletionConfig, ConfigError, ConfigLoader, ConfigSource, EmbeddedFile, EmbeddedStoreConfig,
     FfiDispatchConfig, HandlerDispatchConfig, InputSchemaMode, KeyProblem, MpscChannelsConfig, OrchestrationConfig,
-    RetryDefaults, StorageConfig, TaskerConfig, WorkerChannelsConfig, WorkerConfig, CONFIG_ROOT_VAR,
-    DEFAULT_ENVIRONMENT, ENVIRONMENT_VAR, OVERRIDES_LABEL,
+    PostgresStoreConfig, RetryDefaults, StorageConfig, TaskerConfig, WorkerChannelsConfig, WorkerConfig,
+    CONFIG_ROOT_VAR, DEFAULT_ENVIRONMENT, ENVIRONMENT_VAR, OVERRIDES_LABEL,
 };
 pub use messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, ResultMetadata, StepExecutionError, StepExecutionEvent,
