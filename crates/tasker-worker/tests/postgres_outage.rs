@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use tasker_worker::postgres::listener::{ChangeListener, ListenerSettings, Notice};
-use tasker_worker::postgres::{open, Database, PostgresConfig};
+use tasker_worker::postgres::{open, Database, StoreSettings};
+use tasker_worker::PostgresStoreConfig;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -48,7 +49,10 @@ async fn until_reachable(db: &Database) -> Vec<String> {
 async fn the_pool_and_the_listener_come_back_after_an_outage() {
     let server = pg::server();
     let test_db = server.fresh_database().await;
-    let config = PostgresConfig { reconnect_initial_ms: 20, reconnect_max_ms: 400, ..PostgresConfig::default() };
+    let config = StoreSettings::from_config(
+        &PostgresStoreConfig { reconnect_initial_ms: 20, reconnect_max_ms: 400, ..PostgresStoreConfig::default() },
+        Default::default(),
+    );
     let (db, _) = open(&test_db.url, &config).await.expect("open");
     assert_eq!(select_one(&db).await.expect("before the outage"), 1);
 

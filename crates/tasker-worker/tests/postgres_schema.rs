@@ -7,7 +7,7 @@ mod pg;
 use std::time::{Duration, Instant};
 
 use tasker_worker::postgres::migrate::{self, ensure_schema_with, Migration};
-use tasker_worker::postgres::{open, Database, DatabaseUrl, PgStoreError, PoolSettings, PostgresConfig};
+use tasker_worker::postgres::{open, Database, DatabaseUrl, PgStoreError, PoolSettings, StoreSettings};
 
 fn database(url: &str) -> Database {
     Database::new(DatabaseUrl::parse(url).expect("test URL parses"), PoolSettings::default()).expect("pool")
@@ -27,7 +27,7 @@ async fn applied_versions(db: &pg::TestDatabase) -> Vec<(i32, String)> {
 #[tokio::test]
 async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
     let test_db = pg::server().fresh_database().await;
-    let config = PostgresConfig::default();
+    let config = StoreSettings::default();
 
     let (_db, first) = open(&test_db.url, &config).await.expect("first open");
     assert_eq!(first.applied, vec![(1, "initial")]);
@@ -48,7 +48,18 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
         .collect();
     assert_eq!(
         tables,
-        ["schema_migrations", "steps", "tasks", "template_revisions", "template_steps", "templates", "workers"]
+        [
+            "evicted_tasks",
+            "finished_tasks",
+            "schema_migrations",
+            "steps",
+            "tasks",
+            "template_revisions",
+            "template_steps",
+            "templates",
+            "throughput",
+            "workers"
+        ]
     );
 }
 
@@ -70,7 +81,7 @@ async fn concurrent_migrations_apply_each_version_once() {
 #[tokio::test]
 async fn a_schema_newer_than_the_code_is_refused_by_name() {
     let test_db = pg::server().fresh_database().await;
-    let config = PostgresConfig::default();
+    let config = StoreSettings::default();
     open(&test_db.url, &config).await.expect("migrate");
     let client = test_db.connect().await;
     client
@@ -128,7 +139,7 @@ async fn an_unreachable_server_is_named_without_the_password() {
     let missing = tempfile::tempdir().unwrap();
     let url = format!("postgresql://app:hunter2@/tasks?host={}", missing.path().display());
     let started = Instant::now();
-    let err = open(&url, &PostgresConfig::default()).await.expect_err("no server there");
+    let err = open(&url, &StoreSettings::default()).await.expect_err("no server there");
     assert!(started.elapsed() < Duration::from_secs(10), "fails fast: {:?}", started.elapsed());
     assert!(matches!(err, PgStoreError::Unreachable { .. }), "{err:?}");
     assert!(err.is_transient());
@@ -137,7 +148,7 @@ async fn an_unreachable_server_is_named_without_the_password() {
     assert!(!text.contains("hunter2"), "{text}");
 
     // TCP: nothing listens on port 1 of loopback.
-    let err = open("postgresql://app:hunter2@127.0.0.1:1/tasks?connect_timeout=2", &PostgresConfig::default())
+    let err = open("postgresql://app:hunter2@127.0.0.1:1/tasks?connect_timeout=2", &StoreSettings::default())
         .await
         .expect_err("nothing on port 1");
     let text = err.to_string();
@@ -148,7 +159,7 @@ async fn an_unreachable_server_is_named_without_the_password() {
 async fn an_unknown_database_is_refused_by_name() {
     let server = pg::server();
     let url = server.url_with_password("no_such_database", "hunter2");
-    let err = open(&url, &PostgresConfig::default()).await.expect_err("no such database");
+    let err = open(&url, &StoreSettings::default()).await.expect_err("no such database");
     assert!(matches!(err, PgStoreError::Refused { .. }), "{err:?}");
     assert!(!err.is_transient());
     let text = err.to_string();
@@ -158,11 +169,12 @@ async fn an_unknown_database_is_refused_by_name() {
 
 #[tokio::test]
 async fn invalid_urls_and_settings_are_named() {
-    let err = open("postgresql://app:hunter2@db:port/x", &PostgresConfig::default()).await.unwrap_err().to_string();
+    let err = open("postgresql://app:hunter2@db:port/x", &StoreSettings::default()).await.unwrap_err().to_string();
     assert!(err.starts_with("invalid database URL postgresql://app:***@db:port/x"), "{err}");
     assert!(!err.contains("hunter2"));
 
-    let config = PostgresConfig { pool_size: 0, ..PostgresConfig::default() };
-    let err = open("postgresql://localhost/x", &config).await.unwrap_err().to_string();
-    assert_eq!(err, "invalid setting store.postgres.pool_size: must be greater than 0");
+    let err = open("postgresql://app:hunter2@db/x?sslmode=require", &StoreSettings::default()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("postgresql://app:***@db/x?sslmode=require") && text.contains("TLS"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
 }

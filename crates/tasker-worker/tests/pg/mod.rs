@@ -164,7 +164,8 @@ pub async fn connect_url(url: &str) -> Client {
 }
 
 /// Registers a template through `tasker.register_template`, as the store does: `steps`
-/// are (name, parent indexes). Returns (template_id, revision_id).
+/// are (name, parent indexes); each step's event reads its parents. Returns
+/// (template_id, revision_id).
 pub async fn register_template(
     client: &Client,
     namespace: &str,
@@ -199,6 +200,8 @@ pub async fn register_template(
                 &max_in_flight,
                 &definition,
                 &names,
+                &children,
+                &parents,
                 &children,
                 &parents,
             ],

@@ -10,10 +10,6 @@ pub enum PgStoreError {
     #[error("invalid database URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
 
-    /// A setting of `[store.postgres]` out of range (the text names the key).
-    #[error("invalid setting store.postgres.{0}")]
-    InvalidConfig(String),
-
     #[error("cannot reach PostgreSQL at {url}: {reason}")]
     Unreachable { url: String, reason: String },
 
@@ -70,6 +66,27 @@ impl PgStoreError {
             reason: url.scrub(&describe(err)),
             transient: is_transient_client_error(err),
             code,
+        }
+    }
+}
+
+impl From<PgStoreError> for crate::store::StoreError {
+    /// Transient failures become `Unavailable` (callers keep their work and retry); a
+    /// schema this code cannot use becomes `Schema`; a refused login and a bad URL stay
+    /// `Unavailable` and `InvalidRequest` with their message; the rest is `Internal`.
+    fn from(error: PgStoreError) -> Self {
+        use crate::store::StoreError;
+        let message = error.to_string();
+        match error {
+            PgStoreError::Unreachable { .. } | PgStoreError::Refused { .. } => {
+                StoreError::Unavailable { backend: "postgres", message }
+            }
+            PgStoreError::Query { transient: true, .. } => StoreError::Unavailable { backend: "postgres", message },
+            PgStoreError::SchemaTooNew { .. }
+            | PgStoreError::MigrationChanged { .. }
+            | PgStoreError::Migration { .. } => StoreError::Schema(message),
+            PgStoreError::InvalidUrl { .. } => StoreError::InvalidRequest(message),
+            PgStoreError::Query { .. } => StoreError::Internal(message),
         }
     }
 }

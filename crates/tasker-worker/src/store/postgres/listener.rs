@@ -6,7 +6,8 @@
 //! - `tasker_steps_ready`: steps of a template became claimable (payload: template id);
 //! - `tasker_steps_scheduled`: a step becomes claimable at a time (payload: epoch ms);
 //! - `tasker_task_finished`: tasks finished (payload: comma-separated uuids);
-//! - `tasker_task_cancelled`: a task is being cancelled (payload: its uuid).
+//! - `tasker_task_cancelled`: a task is being cancelled (payload: its uuid);
+//! - `tasker_templates_changed`: a template got a new current revision (payload: its id).
 //!
 //! Notifications are a latency optimisation, never the only path: callers poll as a
 //! fallback. When the connection breaks the listener reconnects with backoff and then
@@ -30,9 +31,10 @@ pub const STEPS_READY: &str = "tasker_steps_ready";
 pub const STEPS_SCHEDULED: &str = "tasker_steps_scheduled";
 pub const TASK_FINISHED: &str = "tasker_task_finished";
 pub const TASK_CANCELLED: &str = "tasker_task_cancelled";
+pub const TEMPLATES_CHANGED: &str = "tasker_templates_changed";
 
-const LISTEN_ALL: &str =
-    "LISTEN tasker_steps_ready; LISTEN tasker_steps_scheduled; LISTEN tasker_task_finished; LISTEN tasker_task_cancelled";
+const LISTEN_ALL: &str = "LISTEN tasker_steps_ready; LISTEN tasker_steps_scheduled; LISTEN tasker_task_finished; \
+                          LISTEN tasker_task_cancelled; LISTEN tasker_templates_changed";
 
 /// What a notification says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub enum Notice {
     },
     TasksFinished(Vec<Uuid>),
     TaskCancelled(Uuid),
+    /// A template's current revision changed: what was resolved for new tasks is stale.
+    TemplatesChanged,
     /// The listener (re)connected: notifications may have been missed, recheck everything.
     Resync,
 }
@@ -65,13 +69,14 @@ impl Notice {
                 Some(Notice::TasksFinished(payload.split(',').filter_map(|s| Uuid::parse_str(s.trim()).ok()).collect()))
             }
             TASK_CANCELLED => Uuid::parse_str(payload.trim()).ok().map(Notice::TaskCancelled),
+            TEMPLATES_CHANGED => Some(Notice::TemplatesChanged),
             _ => None,
         }
     }
 }
 
 /// Timing of the listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerSettings {
     /// A `SELECT 1` this often finds a connection that died without closing.
     pub ping_interval: Duration,
@@ -221,6 +226,7 @@ mod tests {
         assert_eq!(Notice::parse(TASK_FINISHED, &format!("{a},{b}")), Some(Notice::TasksFinished(vec![a, b])));
         assert_eq!(Notice::parse(TASK_CANCELLED, &a.to_string()), Some(Notice::TaskCancelled(a)));
         assert_eq!(Notice::parse(TASK_CANCELLED, "nope"), None);
+        assert_eq!(Notice::parse(TEMPLATES_CHANGED, "7"), Some(Notice::TemplatesChanged));
         assert_eq!(Notice::parse("other", "1"), None);
     }
 }

@@ -41,6 +41,16 @@ impl DatabaseUrl {
                 reason: format!("unsupported scheme {scheme:?} (expected postgresql:// or postgres://)"),
             });
         }
+        if let Some(mode) = requested_ssl_mode(trimmed).filter(|m| TLS_MODES.contains(&m.to_ascii_lowercase().as_str()))
+        {
+            return Err(PgStoreError::InvalidUrl {
+                url: redacted,
+                reason: format!(
+                    "sslmode={mode} asks for TLS, which this build of tasker_core does not support; connect over a \
+                     unix socket or a trusted network (sslmode=disable or prefer), or through a TLS-terminating proxy"
+                ),
+            });
+        }
         let mut config = tokio_postgres::Config::from_str(trimmed).map_err(|err| PgStoreError::InvalidUrl {
             reason: scrub(&err.to_string(), password_of(url).as_deref()),
             url: redacted.clone(),
@@ -98,6 +108,29 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted)
     }
+}
+
+/// `sslmode` values that require TLS (refused: this build has no TLS connector).
+const TLS_MODES: [&str; 3] = ["require", "verify-ca", "verify-full"];
+
+/// The `sslmode` a URL asks for (query parameter of the URL form, key of the key/value form).
+fn requested_ssl_mode(url: &str) -> Option<String> {
+    if url.contains("://") {
+        let query = url.split_once('?')?.1;
+        let query = query.split('#').next().unwrap_or_default();
+        return query.split('&').find_map(|pair| {
+            pair.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("sslmode")).map(|(_, v)| v.to_owned())
+        });
+    }
+    let mut words = url.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        let Some((key, value)) = word.split_once('=') else { continue };
+        if key.eq_ignore_ascii_case("sslmode") {
+            let value = if value.is_empty() { words.next().unwrap_or_default() } else { value };
+            return Some(value.trim_matches('\'').to_owned());
+        }
+    }
+    None
 }
 
 /// `url` with any password replaced by `***`: the userinfo password of the URL form,
@@ -279,6 +312,21 @@ mod tests {
 
         let err = DatabaseUrl::parse("postgresql:///tasks").unwrap_err().to_string();
         assert!(err.contains("no host"), "{err}");
+    }
+
+    #[test]
+    fn a_url_asking_for_tls_is_refused_by_name() {
+        for url in [
+            "postgresql://app:hunter2@db/tasks?sslmode=require",
+            "postgresql://app:hunter2@db/tasks?connect_timeout=2&sslmode=verify-full",
+            "host=db user=app password=hunter2 sslmode=verify-ca",
+        ] {
+            let err = DatabaseUrl::parse(url).unwrap_err().to_string();
+            assert!(err.contains("TLS") && err.contains("does not support"), "{err}");
+            assert!(err.contains(&redact(url)) && !err.contains("hunter2"), "{err}");
+        }
+        assert!(DatabaseUrl::parse("postgresql://app@db/tasks?sslmode=disable").is_ok());
+        assert!(DatabaseUrl::parse("postgresql://app@db/tasks?sslmode=prefer").is_ok());
     }
 
     #[test]
