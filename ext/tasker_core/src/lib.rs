@@ -16,6 +16,7 @@ mod errors;
 mod event;
 mod ffi;
 mod gvl;
+mod migrate;
 mod options;
 mod raw;
 mod step_event;
@@ -64,5 +65,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     module.define_module_function("tasks", function!(ffi::tasks, 1))?;
     module.define_module_function("stats", function!(ffi::stats, 0))?;
     module.define_module_function("workers", function!(ffi::workers, 0))?;
+    module.define_module_function("migrate_database", function!(migrate::migrate_database, 1))?;
     Ok(())
 }

@@ -50,3 +50,16 @@ pub async fn open(url: &str, settings: &StoreSettings) -> Result<(Database, Migr
     let report = migrate::ensure_schema(&db).await?;
     Ok((db, report))
 }
+
+/// Brings the database at `url` to this code's schema on a runtime of its own and
+/// answers what it did (`tasker-worker migrate`). Call from outside any tokio runtime.
+pub fn migrate_database(url: &str) -> Result<MigrationReport, crate::store::StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+        crate::store::StoreError::Internal(format!("could not start a runtime to migrate {}: {e}", redact(url)))
+    })?;
+    runtime.block_on(async {
+        let (db, report) = open(url, &StoreSettings::default()).await?;
+        db.close();
+        Ok(report)
+    })
+}
