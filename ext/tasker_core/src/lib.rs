@@ -16,6 +16,7 @@ mod errors;
 mod event;
 mod ffi;
 mod gvl;
+mod logging;
 mod migrate;
 mod options;
 mod raw;
@@ -33,6 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
+    logging::install();
     errors::define_classes(ruby)?;
     system::install_fork_hook();
     event::init(ruby)?;

@@ -20,6 +20,11 @@ pub struct ReconnectBackoff {
     failures: u32,
     /// The delay the last failure asked for (what a caller that retries should wait).
     last_delay: Duration,
+    /// When the outage was last reported (see `should_report`).
+    last_report: Option<Instant>,
+    /// Since when the database has been reachable without a break (the end of the last
+    /// outage, or when this backoff was made).
+    reachable_since: Instant,
     rng: fastrand::Rng,
 }
 
@@ -42,6 +47,8 @@ impl ReconnectBackoff {
             outage_since: None,
             failures: 0,
             last_delay: initial,
+            last_report: None,
+            reachable_since: Instant::now(),
             rng: fastrand::Rng::new(),
         }
     }
@@ -74,12 +81,39 @@ impl ReconnectBackoff {
         }
     }
 
+    /// Whether a failure of the current outage should be logged now: the first ones (while
+    /// the delay still doubles), then at most once per `max`, however many callers fail.
+    pub fn should_report(&mut self) -> bool {
+        let due = match self.last_report {
+            None => true,
+            Some(at) => self.failures <= 4 || at.elapsed() >= self.max,
+        };
+        if due {
+            self.last_report = Some(Instant::now());
+        }
+        due
+    }
+
+    /// How long the database has been reachable without a break (zero during an outage).
+    pub fn reachable_for(&self) -> Duration {
+        if self.in_outage() {
+            Duration::ZERO
+        } else {
+            self.reachable_since.elapsed()
+        }
+    }
+
     /// Records a success; returns how long the outage that just ended lasted, if any.
     pub fn succeeded(&mut self) -> Option<Duration> {
         self.next = self.initial;
         self.failures = 0;
         self.last_delay = self.initial;
-        self.outage_since.take().map(|since| since.elapsed())
+        self.last_report = None;
+        let ended = self.outage_since.take().map(|since| since.elapsed());
+        if ended.is_some() {
+            self.reachable_since = Instant::now();
+        }
+        ended
     }
 
     /// Whether an outage is going on.
@@ -108,6 +142,19 @@ mod tests {
         assert!(!backoff.in_outage());
         assert!(backoff.succeeded().is_none());
         assert!(backoff.failed().0 <= Duration::from_millis(120));
+    }
+
+    #[test]
+    fn a_long_outage_is_reported_at_most_once_per_max_delay() {
+        let mut backoff = ReconnectBackoff::new(Duration::from_millis(1), Duration::from_secs(60));
+        let reported = (0..50).filter(|_| {
+            backoff.failed();
+            backoff.should_report()
+        });
+        assert_eq!(reported.count(), 4, "the first failures, then nothing within a minute");
+        backoff.succeeded();
+        backoff.failed();
+        assert!(backoff.should_report(), "a new outage is reported again");
     }
 
     #[test]

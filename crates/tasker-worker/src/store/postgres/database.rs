@@ -137,6 +137,12 @@ impl Database {
         self.inner.backoff.lock().current_delay()
     }
 
+    /// How long this process has reached the database without a break. After an outage,
+    /// every worker's heartbeat is late until it has beaten again: expiry waits this long.
+    pub fn reachable_for(&self) -> Duration {
+        self.inner.backoff.lock().reachable_for()
+    }
+
     /// Closes the pool: connections in use close when returned, none are opened again.
     pub fn close(&self) {
         self.inner.pool.close();
@@ -174,20 +180,23 @@ impl Database {
     }
 
     fn unreachable(&self, error: &PgStoreError) {
-        let (delay, step) = self.inner.backoff.lock().failed();
+        let (delay, step, report) = {
+            let mut backoff = self.inner.backoff.lock();
+            let (delay, step) = backoff.failed();
+            (delay, step, backoff.should_report())
+        };
         match step {
             OutageStep::Began => {
                 tracing::warn!(database = %self.inner.url, error = %error, retry_in_ms = delay.as_millis() as u64,
                     "PostgreSQL unreachable; retrying with backoff")
             }
-            OutageStep::Continues { failures, down_for } => {
-                // Once per doubling, then about every reconnect_max: readable during a long outage.
-                if failures.is_power_of_two() || delay >= self.inner.settings.reconnect_max.mul_f64(0.8) {
-                    tracing::warn!(database = %self.inner.url, error = %error, failures,
-                        down_for_ms = down_for.as_millis() as u64, retry_in_ms = delay.as_millis() as u64,
-                        "PostgreSQL still unreachable")
-                }
+            // The first few, then about once per reconnect_max: readable during a long outage.
+            OutageStep::Continues { failures, down_for } if report => {
+                tracing::warn!(database = %self.inner.url, error = %error, failures,
+                    down_for_ms = down_for.as_millis() as u64, retry_in_ms = delay.as_millis() as u64,
+                    "PostgreSQL still unreachable")
             }
+            OutageStep::Continues { .. } => {}
         }
     }
 

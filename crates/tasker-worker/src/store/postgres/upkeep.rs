@@ -46,8 +46,15 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Fails the steps of workers whose heartbeat is older than `older_than` — unless this
+    /// process itself could not reach the database within that time: then the others'
+    /// heartbeats failed for the same reason (the server was down), and they get
+    /// `older_than` to beat again before anyone is called dead.
     pub(super) async fn expire(&self, older_than: Duration) -> Result<usize, StoreError> {
         let db = &self.db;
+        if db.reachable_for() < older_than {
+            return Ok(0);
+        }
         let what = "expiring the leases of dead workers";
         let seconds = older_than.as_secs_f64();
         let rows = {
@@ -84,10 +91,8 @@ impl PostgresStore {
                 }));
             }
             let outcomes = self.record_batch(&mut batch).await?;
+            // Counted (and logged) by the maintenance task.
             failed = outcomes.iter().filter(|o| !o.is_stale()).count();
-            if failed > 0 {
-                tracing::warn!(steps = failed, "failed the steps of workers that stopped heartbeating as worker_lost");
-            }
         }
         let client = db.client().await?;
         let statement = client.prepare_cached(sql::FORGET_DEAD_WORKERS).await.map_err(|e| db.failed(what, &e))?;
