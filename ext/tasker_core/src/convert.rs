@@ -108,7 +108,7 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
         for attempt in &step.history {
             let a = ruby.hash_new();
             a.aset("attempt", attempt.attempt)?;
-            a.aset("outcome", attempt.outcome.as_str())?;
+            a.aset("outcome", attempt.outcome.as_ref())?;
             a.aset("started_at", attempt.started_at.as_deref())?;
             a.aset("completed_at", attempt.completed_at.as_deref())?;
             a.aset("duration_ms", attempt.duration_ms)?;

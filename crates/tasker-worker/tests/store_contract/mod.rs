@@ -345,7 +345,7 @@ pub async fn a_retryable_failure_runs_again_until_max_attempts_then_the_task_is_
             assert_eq!(outcome.finished(), Some(TaskStatus::Error));
             assert_eq!(v.status, TaskStatus::Error);
             assert_eq!(step_status(&v, "only"), StepStatus::Error);
-            let history: Vec<&str> = v.step("only").unwrap().history.iter().map(|h| h.outcome.as_str()).collect();
+            let history: Vec<&str> = v.step("only").unwrap().history.iter().map(|h| h.outcome.as_ref()).collect();
             assert_eq!(history, ["failure", "failure", "failure"]);
         }
     }
