@@ -23,6 +23,17 @@ module TaskerCore
     # A bad command line.
     class UsageError < StandardError; end
 
+    # A --require'd file raised while loading; says which file and where.
+    class HandlerFileError < StandardError
+      # @param file [String] the required path
+      # @param cause [Exception] what it raised
+      def initialize(file, cause)
+        where = (cause.backtrace || []).find { |line| line.start_with?(file) } ||
+                cause.backtrace&.first || file
+        super("--require #{file} failed at #{where}: #{cause.class}: #{cause.message}")
+      end
+    end
+
     # Subcommand name => [file to require, class name under TaskerCore::CLI].
     SUBCOMMANDS = {
       "web" => ["tasker_core/cli/web_command", :WebCommand],
@@ -146,8 +157,13 @@ module TaskerCore
       path
     end
 
+    # Requires each handler file; an error inside one names the file and the line.
     def load_handlers(files)
-      files.each { |file| require file }
+      files.each do |file|
+        require file
+      rescue ScriptError, StandardError => e
+        raise HandlerFileError.new(file, e)
+      end
     end
 
     def worker_options(options)
