@@ -157,6 +157,17 @@ RSpec.describe "TaskerCore::Web GET /metrics on the real core" do
     expect(served.value("tasker_tasks_created_total")).to eq(direct.value("tasker_tasks_created_total"))
   end
 
+  it "is served as the README's metrics-only config.ru writes it" do
+    readme = File.read(File.expand_path("../../README.md", __dir__))
+    snippet = readme.scan(/^```ruby\n(.*?)^```/m).flatten.find { |block| block.include?('map "/metrics"') }
+    expect(snippet).not_to be_nil
+    @app = Rack::Builder.new { instance_eval(snippet) }.to_app
+
+    expect_ok(visit("/metrics"))
+    expect(last_response.headers["content-type"]).to eq(TaskerCore::FFI::METRICS_CONTENT_TYPE)
+    expect(PrometheusText.parse(last_response.body).value("tasker_worker_running")).to eq(1)
+  end
+
   it "passes Rack::Lint" do
     lint = Rack::Lint.new(TaskerCore::Web.new(secret: WebHelpers::SECRET))
     status, headers, body = lint.call(Rack::MockRequest.env_for("/metrics"))
