@@ -99,7 +99,7 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
   end
 
   describe "--web-port (a worker serving its own dashboard, in a subprocess)" do
-    it "serves the dashboard on 127.0.0.1 while the worker runs and stops both on TERM" do
+    it "serves the dashboard and its /metrics on 127.0.0.1 while the worker runs and stops both on TERM" do
       handlers = File.expand_path("../../lib/tasker_core/demo/handlers.rb", __dir__)
       env = { "TASKER_ENV" => "test", "TASKER_CONFIG_ROOT" => nil, "TASKER_TEMPLATE_PATH" => nil }
       stdin, stdout, stderr, waiter = Open3.popen3(env, RbConfig.ruby, EXE, "-r", handlers, "-t", sample_templates_dir,
@@ -122,6 +122,10 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
       workers = Net::HTTP.get_response(URI("#{url}api/workers"))
       expect(workers.code).to eq("200"), workers.body
       expect(JSON.parse(workers.body).map { |w| w["pid"] }).to include(waiter.pid)
+      metrics = Net::HTTP.get_response(URI("#{url}metrics"))
+      expect([metrics.code, metrics["content-type"]]).to eq(["200", "text/plain; version=0.0.4; charset=utf-8"])
+      scraped = PrometheusText.parse(metrics.body)
+      expect([scraped.value("tasker_worker_running"), scraped.value("tasker_workers_alive")]).to eq([1, 1])
 
       Process.kill("TERM", waiter.pid)
       expect(Timeout.timeout(20) { waiter.value }.exitstatus).to eq(0)

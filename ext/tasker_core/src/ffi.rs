@@ -711,6 +711,18 @@ pub fn stats(ruby: &Ruby) -> Result<RHash, Error> {
     })
 }
 
+/// `metrics_text`: this process's counters, histograms and gauges as Prometheus text
+/// exposition (served with `METRICS_CONTENT_TYPE`). Reading the live workers waits on the
+/// store (without the GVL on PostgreSQL).
+pub fn metrics_text(ruby: &Ruby) -> Result<RString, Error> {
+    guard(ruby, "metrics_text", || {
+        let system = current(ruby)?;
+        let text = store_call(ruby, &system, "metrics_text", system.metrics_text())?
+            .map_err(|e| errors::internal(ruby, format!("tasker_core bug in metrics_text: {e}")))?;
+        Ok(ruby.str_new(&text))
+    })
+}
+
 /// `workers`: the live workers the store knows.
 pub fn workers(ruby: &Ruby) -> Result<RArray, Error> {
     guard(ruby, "workers", || {
