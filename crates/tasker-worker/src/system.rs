@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::bootstrap::BootstrapRequest;
 use crate::config::{ConfigError, ConfigSource, HandlerDispatchConfig, TaskerConfig};
-use crate::metrics::{LiveFigures, Metrics, MetricsError};
+use crate::metrics::{AttemptFacts, LiveFigures, Metrics, MetricsError};
 use crate::store::memory::{MemoryLimits, MemoryStore};
 use crate::store::{
     Backend, CancelOutcome, CreatedTask, FinishWait, NewTask, RetryOutcome, StoreError, StoreStats, TaskFilter,
@@ -231,6 +231,7 @@ impl System {
             Arc::clone(&system.store),
             Arc::clone(&system.beat),
             Arc::clone(&system.metrics),
+            Arc::clone(&system.counters),
             liveness,
             system.maintenance_stop.clone(),
         ));
@@ -684,6 +685,7 @@ async fn maintain(
     store: Arc<dyn TaskStore>,
     beat: Arc<Mutex<Beat>>,
     metrics: Arc<Metrics>,
+    counters: Arc<PipelineCounters>,
     liveness: Liveness,
     stop: CancellationToken,
 ) {
@@ -706,9 +708,15 @@ async fn maintain(
         }
         if result.is_ok() {
             result = store.expire_dead_workers(liveness.worker_lost_after).await.map(|expired| {
-                if expired > 0 {
-                    metrics.lost_worker_steps(expired);
-                    tracing::warn!("{expired} steps of workers that stopped heartbeating were failed as worker_lost");
+                if !expired.is_empty() {
+                    let facts = vec![AttemptFacts::worker_lost(); expired.len()];
+                    metrics.steps().observe_recorded(&facts, &expired);
+                    metrics.lost_worker_steps(expired.len());
+                    counters.observe(&expired);
+                    tracing::warn!(
+                        "{} steps of workers that stopped heartbeating were failed as worker_lost",
+                        expired.len()
+                    );
                 }
             });
         }

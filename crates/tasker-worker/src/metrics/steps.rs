@@ -80,6 +80,12 @@ impl AttemptFacts {
         }
     }
 
+    /// A step failed because its worker stopped heartbeating (no duration is known).
+    pub fn worker_lost() -> Self {
+        let word = crate::messages::error_types::WORKER_LOST;
+        Self { outcome: OUTCOMES.iter().position(|o| *o == word).unwrap_or(1), duration: None }
+    }
+
     pub fn outcome(&self) -> &'static str {
         OUTCOMES[self.outcome]
     }
