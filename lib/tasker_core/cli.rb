@@ -38,7 +38,10 @@ module TaskerCore
     SUBCOMMANDS = {
       "web" => ["tasker_core/cli/web_command", :WebCommand],
       "status" => ["tasker_core/cli/status_command", :StatusCommand],
-      "task" => ["tasker_core/cli/task_command", :TaskCommand]
+      "task" => ["tasker_core/cli/task_command", :TaskCommand],
+      "tasks" => ["tasker_core/cli/tasks_command", :TasksCommand],
+      "cancel" => ["tasker_core/cli/control_command", :CancelCommand],
+      "retry" => ["tasker_core/cli/control_command", :RetryCommand]
     }.freeze
 
     # @param argv [Array<String>]
@@ -98,7 +101,7 @@ module TaskerCore
 
     def parser(options)
       OptionParser.new do |opts|
-        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task ... (--help for each)"
+        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task|tasks|cancel|retry ... (--help for each)"
         opts.separator ""
         opts.separator "Runs TaskerCore step handlers until TERM or INT (a second signal exits at once)."
         opts.separator ""
