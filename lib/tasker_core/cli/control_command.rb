@@ -9,17 +9,12 @@ module TaskerCore
     # a control asked of the store (--database-url) or of a running dashboard (--url), and
     # the task printed as it is afterwards.
     class ControlCommand < InspectCommand
-      UUID = /\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/.freeze
-
       private
 
       def usage = "#{command_name} UUID"
 
       def check_arguments(options)
-        arguments = options[:arguments]
-        raise CLI::UsageError, "needs the task's UUID" if arguments.empty?
-        raise CLI::UsageError, "takes one task UUID, got #{arguments.size} arguments" if arguments.size > 1
-        raise CLI::UsageError, "not a task UUID: #{arguments.first}" unless UUID.match?(arguments.first)
+        check_one_task_uuid(options)
       end
 
       def report(source, options)
