@@ -114,6 +114,16 @@ module TaskerCore
       TaskerCore::FFI.workers
     end
 
+    # This process's counters, histograms and gauges as Prometheus text exposition
+    # (format 0.0.4): tasks created and finished, step attempts by outcome, step duration
+    # and queue wait per namespace/task/step, steps in flight, pending events, live
+    # workers. TaskerCore::Web serves it at /metrics.
+    # @return [String]
+    # @raise [TaskerCore::Errors::NotRunningError] before the core is started
+    def metrics_text
+      TaskerCore::FFI.metrics_text
+    end
+
     # Sets up a process that only creates and reads tasks (a web app) on PostgreSQL: no
     # worker threads. create_task, task_status, wait_for_task and the rest work across
     # processes.

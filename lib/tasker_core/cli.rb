@@ -23,12 +23,26 @@ module TaskerCore
     # A bad command line.
     class UsageError < StandardError; end
 
+    # A --require'd file raised while loading; says which file and where.
+    class HandlerFileError < StandardError
+      # @param file [String] the required path
+      # @param cause [Exception] what it raised
+      def initialize(file, cause)
+        where = (cause.backtrace || []).find { |line| line.start_with?(file) } ||
+                cause.backtrace&.first || file
+        super("--require #{file} failed at #{where}: #{cause.class}: #{cause.message}")
+      end
+    end
+
     # Subcommand name => [file to require, class name under TaskerCore::CLI].
     SUBCOMMANDS = {
       "web" => ["tasker_core/cli/web_command", :WebCommand],
       "status" => ["tasker_core/cli/status_command", :StatusCommand],
       "task" => ["tasker_core/cli/task_command", :TaskCommand],
-      "migrate" => ["tasker_core/cli/migrate_command", :MigrateCommand]
+      "migrate" => ["tasker_core/cli/migrate_command", :MigrateCommand],
+      "tasks" => ["tasker_core/cli/tasks_command", :TasksCommand],
+      "cancel" => ["tasker_core/cli/control_command", :CancelCommand],
+      "retry" => ["tasker_core/cli/control_command", :RetryCommand]
     }.freeze
 
     # @param argv [Array<String>]
@@ -88,7 +102,7 @@ module TaskerCore
 
     def parser(options)
       OptionParser.new do |opts|
-        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task|migrate ... (--help for each)"
+        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task|tasks|cancel|retry|migrate ... (--help for each)"
         opts.separator ""
         opts.separator "Runs TaskerCore step handlers until TERM or INT (a second signal exits at once)."
         opts.separator ""
@@ -152,8 +166,13 @@ module TaskerCore
       path
     end
 
+    # Requires each handler file; an error inside one names the file and the line.
     def load_handlers(files)
-      files.each { |file| require file }
+      files.each do |file|
+        require file
+      rescue ScriptError, StandardError => e
+        raise HandlerFileError.new(file, e)
+      end
     end
 
     def worker_options(options)

@@ -21,6 +21,7 @@ require "tasker_core/web/responses"
 require "tasker_core/web/pages"
 require "tasker_core/web/api"
 require "tasker_core/web/controls"
+require "tasker_core/web/metrics_endpoint"
 
 module TaskerCore
   # The dashboard: a Rack app showing tasks, steps, workers and throughput, with retry and
@@ -30,7 +31,8 @@ module TaskerCore
   #
   #   mount TaskerCore::Web.new => "/tasker"
   #
-  # or run it standalone (`tasker-worker web`, `tasker-worker --web-port 9292`). Every URL
+  # or run it standalone (`tasker-worker web`, `tasker-worker --web-port 9292`). GET /metrics
+  # answers Prometheus text exposition of the serving process's counters. Every URL
   # it writes starts with the mount point (SCRIPT_NAME). Pages are server-rendered HTML that
   # work without JavaScript; the overview refreshes itself from /api/stats when script runs.
   # All data comes from a Web::Source (the public TaskerCore API by default).
@@ -68,6 +70,7 @@ module TaskerCore
       @pages = Pages.new(source: source, page_size: page_size)
       @api = Api.new(source: source, page_size: page_size)
       @controls = Controls.new(source: source, guard: @guard)
+      @metrics = MetricsEndpoint.new(source: source)
     end
 
     # @param env [Hash] the Rack environment
@@ -89,7 +92,7 @@ module TaskerCore
     # What one request gets: the action's response, or an error page/document.
     def respond(request)
       path = request.path_info.to_s
-      api = path.start_with?("/api/")
+      api = path.start_with?("/api/") || path == "/metrics" # machine readers get JSON errors
       view = nil
       token = @guard.token_for(request)
       view = View.new(script_name: request.script_name, path: path.empty? ? "/" : path, csrf_token: token,
@@ -113,6 +116,8 @@ module TaskerCore
     def handler_for(action)
       if action == :asset
         Assets
+      elsif action == :metrics
+        @metrics
       elsif action.to_s.start_with?("api_")
         @api
       elsif Controls::ACTIONS.include?(action)

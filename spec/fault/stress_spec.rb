@@ -9,7 +9,7 @@ require_relative "fault_helper"
 RSpec.describe "Load with injected faults" do
   tasks = Integer(ENV.fetch("TASKER_STRESS_TASKS", "1500"))
   threads = Integer(ENV.fetch("TASKER_STRESS_THREADS", "16"))
-  warmup = Integer(ENV.fetch("TASKER_STRESS_WARMUP", "1000"))
+  warmup = Integer(ENV.fetch("TASKER_STRESS_WARMUP", "3000"))
   seed = Integer(ENV.fetch("TASKER_STRESS_SEED", "20240601"))
 
   def stress(*args, timeout:)

@@ -49,6 +49,25 @@ RSpec.describe TaskerCore::CLI do
                                     "--require FILE", "--concurrency N", "--timeout SECONDS")
     end
 
+    it "names the file and line when a --require'd file raises" do
+      Dir.mktmpdir do |dir|
+        handlers = File.join(dir, "broken_handlers.rb")
+        File.write(handlers, "# one\n# two\nraise ArgumentError, 'no PAYMENT_KEY set'\n")
+        expect(cli("--require", handlers).run).to eq(1)
+        expect(err.string).to include("tasker-worker: TaskerCore::CLI::HandlerFileError: --require #{handlers} failed " \
+                                      "at #{handlers}:3:in", "ArgumentError: no PAYMENT_KEY set")
+      end
+    end
+
+    it "names the file and line of a syntax error in a --require'd file" do
+      Dir.mktmpdir do |dir|
+        handlers = File.join(dir, "typo.rb")
+        File.write(handlers, "class Foo\n  def call(\nend\n")
+        expect(cli("--require", handlers).run).to eq(1)
+        expect(err.string).to match(/--require #{Regexp.escape(handlers)} failed at .*SyntaxError: .*typo\.rb:\d+/m)
+      end
+    end
+
     it "prints the usage and returns 0 for -h" do
       expect(cli("-h").run).to eq(0)
       expect(out.string).to include("Usage: tasker-worker [options]", "--templates DIR", "--environment ENV")

@@ -74,6 +74,46 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
     end
   end
 
+  describe "tasks, cancel and retry --url" do
+    it "lists the newest tasks, filtered" do
+      finished = create_task(diamond_workflow)
+      run_to_completion(finished)
+      failed = create_task(payment_workflow)
+      fail_second_step(failed)
+      status, out, err = tasker_worker("tasks", "--url", dashboard_url, "--name", payment_workflow.name)
+      expect([status, err]).to eq([0, ""])
+      expect(out).to match(/\ATASK +STATUS +TEMPLATE +CREATED +TOOK\n#{failed} +error +spec\/#{payment_workflow.name} 1\.0\.0/)
+      expect(out).not_to include(finished)
+      status, out, = tasker_worker("tasks", "--url", dashboard_url, "--status", "complete", "--json")
+      expect(status).to eq(0)
+      expect(JSON.parse(out).map { |t| t["task_uuid"] }).to include(finished)
+      expect(tasker_worker("tasks", "--url", dashboard_url, "--status", "done").first).to eq(2)
+    end
+
+    it "cancels a running task through the dashboard's form and prints it" do
+      uuid = create_task(diamond_workflow)
+      event = next_event(uuid)
+      status, out, err = tasker_worker("cancel", uuid, "--url", dashboard_url, "--reason", "duplicate order")
+      expect([status, err]).to eq([0, ""])
+      expect(out).to include("cancel: in_progress", "task       #{uuid}", "reason     duplicate order")
+      complete_ok(event)
+      expect(wait_for(uuid)).to include("status" => "cancelled", "cancel_reason" => "duplicate order")
+    end
+
+    it "retries a task in error, and names the refusal of one that is complete" do
+      uuid = create_task(payment_workflow)
+      fail_second_step(uuid)
+      status, out, err = tasker_worker("retry", uuid, "--url", dashboard_url)
+      expect([status, err]).to eq([0, ""])
+      expect(out).to include("retry: in_progress", "status     in_progress")
+      run_to_completion(uuid)
+      status, _, err = tasker_worker("retry", uuid, "--url", dashboard_url)
+      expect(status).to eq(1)
+      expect(err).to include("task #{uuid} is complete: the dashboard offers no retry for it")
+      expect(TaskerCore.task_status(uuid)["status"]).to eq("complete")
+    end
+  end
+
   describe "status --url" do
     it "prints the counts by status, the dispatch figures and this process's worker" do
       run_to_completion(create_task(diamond_workflow))
@@ -99,7 +139,7 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
   end
 
   describe "--web-port (a worker serving its own dashboard, in a subprocess)" do
-    it "serves the dashboard on 127.0.0.1 while the worker runs and stops both on TERM" do
+    it "serves the dashboard and its /metrics on 127.0.0.1 while the worker runs and stops both on TERM" do
       handlers = File.expand_path("../../lib/tasker_core/demo/handlers.rb", __dir__)
       env = { "TASKER_ENV" => "test", "TASKER_CONFIG_ROOT" => nil, "TASKER_TEMPLATE_PATH" => nil }
       stdin, stdout, stderr, waiter = Open3.popen3(env, RbConfig.ruby, EXE, "-r", handlers, "-t", sample_templates_dir,
@@ -122,6 +162,10 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
       workers = Net::HTTP.get_response(URI("#{url}api/workers"))
       expect(workers.code).to eq("200"), workers.body
       expect(JSON.parse(workers.body).map { |w| w["pid"] }).to include(waiter.pid)
+      metrics = Net::HTTP.get_response(URI("#{url}metrics"))
+      expect([metrics.code, metrics["content-type"]]).to eq(["200", "text/plain; version=0.0.4; charset=utf-8"])
+      scraped = PrometheusText.parse(metrics.body)
+      expect([scraped.value("tasker_worker_running"), scraped.value("tasker_workers_alive")]).to eq([1, 1])
 
       Process.kill("TERM", waiter.pid)
       expect(Timeout.timeout(20) { waiter.value }.exitstatus).to eq(0)

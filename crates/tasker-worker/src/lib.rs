@@ -14,6 +14,7 @@
 mod bootstrap;
 mod config;
 mod messages;
+mod metrics;
 pub mod rules;
 mod store;
 mod system;
@@ -31,6 +32,10 @@ pub use config::{
 pub use messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, ResultMetadata, StepExecutionError, StepExecutionEvent,
     StepExecutionResult, StepIdentity, TaskInfo, TaskSequenceStep, WorkflowStepInfo,
+};
+pub use metrics::{
+    AttemptFacts, AttemptLabels, LiveFigures, Metrics, MetricsError, StepLabels, StepMetrics,
+    CONTENT_TYPE as METRICS_CONTENT_TYPE, DURATION_BUCKETS, OUTCOMES, QUEUE_WAIT_BUCKETS,
 };
 pub use store::events::{ancestor_results, approx_json_bytes, json_kind, step_event, ClaimedStep};
 pub use store::memory::{MemoryCounts, MemoryLimits, MemoryState, MemoryStore};

@@ -1,6 +1,6 @@
 //! `System`: what one process runs — a tokio runtime, the store (`Arc<dyn TaskStore>`:
 //! embedded or PostgreSQL), at most one running worker (executor + channels + a
-//! consumer), the process's counters, and a maintenance task (worker heartbeat, expiry
+//! consumer), the process's counters and metrics, and a maintenance task (worker heartbeat, expiry
 //! of dead workers' leases, retention of finished tasks). The Ruby gem runs one per
 //! process; a Rust program can use it the same way with Rust handlers.
 //!
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::bootstrap::BootstrapRequest;
 use crate::config::{ConfigError, ConfigSource, HandlerDispatchConfig, TaskerConfig};
+use crate::metrics::{AttemptFacts, LiveFigures, Metrics, MetricsError};
 use crate::store::memory::{MemoryLimits, MemoryStore};
 use crate::store::postgres::{PostgresStore, StoreSettings};
 use crate::store::{
@@ -175,6 +176,8 @@ pub struct System {
     database_url: Option<String>,
     worker: Mutex<Option<RunningWorker>>,
     counters: Arc<PipelineCounters>,
+    /// The Prometheus exposition of the counters, with per-step series.
+    metrics: Arc<Metrics>,
     beat: Arc<Mutex<Beat>>,
     maintenance_stop: CancellationToken,
     maintenance: Mutex<Option<JoinHandle<()>>>,
@@ -222,6 +225,8 @@ impl System {
         config_source: ConfigSource,
         database_url: Option<String>,
     ) -> Self {
+        let counters = Arc::new(PipelineCounters::default());
+        let metrics = Arc::new(Metrics::new(Arc::clone(&counters)));
         let system = Self {
             runtime,
             store,
@@ -230,7 +235,8 @@ impl System {
             config_source,
             database_url,
             worker: Mutex::new(None),
-            counters: Arc::new(PipelineCounters::default()),
+            counters,
+            metrics,
             beat: Arc::new(Mutex::new(Beat::default())),
             maintenance_stop: CancellationToken::new(),
             maintenance: Mutex::new(None),
@@ -243,6 +249,8 @@ impl System {
         let task = system.runtime.spawn(maintain(
             Arc::clone(&system.store),
             Arc::clone(&system.beat),
+            Arc::clone(&system.metrics),
+            Arc::clone(&system.counters),
             liveness,
             system.maintenance_stop.clone(),
         ));
@@ -310,6 +318,47 @@ impl System {
         &self.counters
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The gauges of the exposition now: the running worker's in-flight steps, its FFI
+    /// channel's pending and waiting events (constant-time reads) and the store's live
+    /// workers (one query on PostgreSQL; `None` when it failed).
+    pub async fn live_figures(&self) -> LiveFigures {
+        let (worker_running, steps_in_flight, channel) = {
+            let worker = self.worker.lock();
+            let running = worker.as_ref();
+            let channel = match running.map(|w| &w.consumer) {
+                Some(Consumer::Ffi { channel, .. }) => Some(Arc::clone(channel)),
+                _ => None,
+            };
+            (running.is_some(), running.map_or(0, |w| w.core.slots().in_flight()), channel)
+        };
+        let (pending_events, waiting_in_dispatch) =
+            channel.map_or((0, 0), |c| (c.pending_count() as u64, c.waiting_count() as u64));
+        let workers_alive = match self.store.workers().await {
+            Ok(workers) => Some(workers.len() as u64),
+            Err(error) => {
+                tracing::warn!("metrics: the store did not list the live workers ({error})");
+                None
+            }
+        };
+        LiveFigures {
+            worker_running,
+            steps_in_flight: steps_in_flight as u64,
+            pending_events,
+            waiting_in_dispatch,
+            workers_alive,
+        }
+    }
+
+    /// This process's metrics as Prometheus text exposition (`METRICS_CONTENT_TYPE`).
+    pub async fn metrics_text(&self) -> Result<String, MetricsError> {
+        let live = self.live_figures().await;
+        self.metrics.encode(live)
+    }
+
     /// The process that built this system. After `fork` the child must not use it: its
     /// runtime threads exist only in the parent.
     pub fn pid(&self) -> u32 {
@@ -365,13 +414,17 @@ impl System {
         concurrency: usize,
     ) -> Result<StartOutcome, SystemError> {
         let feed = Arc::clone(self.store.feed());
+        let step_metrics = Arc::clone(self.metrics.steps());
         self.start_worker(dispatch, concurrency, move |handles, runtime, config| {
-            let channel = Arc::new(FfiDispatchChannel::new(
-                handles.dispatch_receiver,
-                handles.completion_sender,
-                FfiDispatchChannelConfig::from(&config.mpsc_channels.worker.ffi_dispatch),
-                feed,
-            ));
+            let channel = Arc::new(
+                FfiDispatchChannel::new(
+                    handles.dispatch_receiver,
+                    handles.completion_sender,
+                    FfiDispatchChannelConfig::from(&config.mpsc_channels.worker.ffi_dispatch),
+                    feed,
+                )
+                .with_metrics(step_metrics),
+            );
             let tasks = channel.start(runtime);
             Consumer::Ffi { channel, tasks }
         })
@@ -384,8 +437,11 @@ impl System {
         registry: HandlerRegistry,
     ) -> Result<StartOutcome, SystemError> {
         let max = dispatch.max_concurrent_handlers;
+        let step_metrics = Arc::clone(self.metrics.steps());
         self.start_worker(dispatch, max, move |handles, runtime, _| {
-            Consumer::Rust(HandlerDispatchService::new(handles, registry, max).spawn(runtime))
+            Consumer::Rust(
+                HandlerDispatchService::new(handles, registry, max).with_metrics(step_metrics).spawn(runtime),
+            )
         })
     }
 
@@ -420,6 +476,7 @@ impl System {
             Arc::clone(&self.store),
             worker_id.clone(),
             Arc::clone(&self.counters),
+            Arc::clone(self.metrics.steps()),
             &dispatch,
             &self.config.mpsc_channels.worker.completion,
             runtime,
@@ -643,9 +700,16 @@ fn open_store(
 }
 
 /// The maintenance task: heartbeats the running worker, fails the steps of workers that
-/// stopped beating, and purges finished tasks past their retention. Store errors are
-/// logged and the next tick tries again.
-async fn maintain(store: Arc<dyn TaskStore>, beat: Arc<Mutex<Beat>>, liveness: Liveness, stop: CancellationToken) {
+/// stopped beating (counted in `metrics`), and purges finished tasks past their retention.
+/// Store errors are logged and the next tick tries again.
+async fn maintain(
+    store: Arc<dyn TaskStore>,
+    beat: Arc<Mutex<Beat>>,
+    metrics: Arc<Metrics>,
+    counters: Arc<PipelineCounters>,
+    liveness: Liveness,
+    stop: CancellationToken,
+) {
     let mut last_purge = tokio::time::Instant::now();
     let mut failing = false;
     loop {
@@ -665,8 +729,15 @@ async fn maintain(store: Arc<dyn TaskStore>, beat: Arc<Mutex<Beat>>, liveness: L
         }
         if result.is_ok() {
             result = store.expire_dead_workers(liveness.worker_lost_after).await.map(|expired| {
-                if expired > 0 {
-                    tracing::warn!("{expired} steps of workers that stopped heartbeating were failed as worker_lost");
+                if !expired.is_empty() {
+                    let facts = vec![AttemptFacts::worker_lost(); expired.len()];
+                    metrics.steps().observe_recorded(&facts, &expired);
+                    metrics.lost_worker_steps(expired.len());
+                    counters.observe(&expired);
+                    tracing::warn!(
+                        "{} steps of workers that stopped heartbeating were failed as worker_lost",
+                        expired.len()
+                    );
                 }
             });
         }

@@ -8,10 +8,11 @@
 //!   `task_status` and `tasks`;
 //! - `RESULT_KEYS`: `{result: [...], metadata: [...], error: [...]}` — the keys
 //!   `complete_step_event` accepts at each level of a result Hash.
+//! - `METRICS_CONTENT_TYPE`: the `Content-Type` of `metrics_text` (Prometheus text 0.0.4).
 
 use magnus::{prelude::*, Error, RArray, RModule, Ruby};
 
-use tasker_worker::{error_types, StepStatus, TaskStatus};
+use tasker_worker::{error_types, StepStatus, TaskStatus, METRICS_CONTENT_TYPE};
 
 /// Keys of a result Hash, of its `"metadata"` and of its `"error"`.
 pub const RESULT_KEYS: [&str; 4] = ["success", "result", "metadata", "error"];
@@ -59,5 +60,8 @@ pub fn define(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     keys.aset(ruby.to_symbol("error"), frozen_strings(ruby, ERROR_KEYS)?)?;
     keys.freeze();
     module.const_set("RESULT_KEYS", keys)?;
+    let content_type = ruby.str_new(METRICS_CONTENT_TYPE);
+    content_type.freeze();
+    module.const_set("METRICS_CONTENT_TYPE", content_type)?;
     Ok(())
 }

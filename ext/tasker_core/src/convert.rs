@@ -66,6 +66,21 @@ fn opt_json(ruby: &Ruby, value: Option<&Json>) -> Result<Value, Error> {
     }
 }
 
+/// The entries of an options Hash (`what` names it in errors) whose value is not nil,
+/// with their keys read as Strings or Symbols; anything but a Hash is a `TypeError`.
+pub fn option_entries(ruby: &Ruby, value: Value, what: &str) -> Result<Vec<(String, Value)>, Error> {
+    let hash = RHash::from_value(value)
+        .ok_or_else(|| type_error(ruby, format!("{what} must be a Hash, got {}", class_name(value))))?;
+    let mut entries = Vec::with_capacity(hash.len());
+    for (key, value) in hash_entries(hash)? {
+        let key = string_or_symbol(ruby, key, &format!("{what} keys must be Symbols or Strings"))?;
+        if !value.is_nil() {
+            entries.push((key, value));
+        }
+    }
+    Ok(entries)
+}
+
 /// A `task_status` Hash.
 pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error> {
     let hash = ruby.hash_new();
@@ -108,7 +123,7 @@ pub fn status_to_hash(ruby: &Ruby, view: &TaskStatusView) -> Result<RHash, Error
         for attempt in &step.history {
             let a = ruby.hash_new();
             a.aset("attempt", attempt.attempt)?;
-            a.aset("outcome", attempt.outcome.as_str())?;
+            a.aset("outcome", attempt.outcome.as_ref())?;
             a.aset("started_at", attempt.started_at.as_deref())?;
             a.aset("completed_at", attempt.completed_at.as_deref())?;
             a.aset("duration_ms", attempt.duration_ms)?;

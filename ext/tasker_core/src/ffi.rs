@@ -471,19 +471,7 @@ pub fn create_task(ruby: &Ruby, args: &[Value]) -> Result<RString, Error> {
 }
 
 fn create_options(ruby: &Ruby, options: Value, task: &mut NewTask) -> Result<(), Error> {
-    let hash = RHash::from_value(options).ok_or_else(|| {
-        errors::type_error(ruby, format!("create_task options must be a Hash, got {}", errors::class_name(options)))
-    })?;
-    let mut entries = Vec::new();
-    hash.foreach(|k: Value, v: Value| {
-        entries.push((k, v));
-        Ok(magnus::r_hash::ForEach::Continue)
-    })?;
-    for (key, value) in entries {
-        let key = convert::string_or_symbol(ruby, key, "create_task option names must be Symbols or Strings")?;
-        if value.is_nil() {
-            continue;
-        }
+    for (key, value) in convert::option_entries(ruby, options, "create_task options")? {
         match key.as_str() {
             "idempotency_key" => {
                 let k = string_arg(ruby, value, "idempotency_key")?;
@@ -639,19 +627,7 @@ fn task_filter(ruby: &Ruby, value: Value) -> Result<TaskFilter, Error> {
     if value.is_nil() {
         return Ok(filter);
     }
-    let hash = RHash::from_value(value).ok_or_else(|| {
-        errors::type_error(ruby, format!("tasks filter must be a Hash, got {}", errors::class_name(value)))
-    })?;
-    let mut entries = Vec::new();
-    hash.foreach(|k: Value, v: Value| {
-        entries.push((k, v));
-        Ok(magnus::r_hash::ForEach::Continue)
-    })?;
-    for (key, value) in entries {
-        let key = convert::string_or_symbol(ruby, key, "tasks filter keys must be Symbols or Strings")?;
-        if value.is_nil() {
-            continue;
-        }
+    for (key, value) in convert::option_entries(ruby, value, "tasks filter")? {
         match key.as_str() {
             "status" => {
                 let text = string_arg(ruby, value, "status")?;
@@ -708,6 +684,18 @@ pub fn stats(ruby: &Ruby) -> Result<RHash, Error> {
         hash.aset("timeout_lag_ms_p50", metrics.timeout_lag_ms_p50)?;
         hash.aset("timeout_lag_ms_p99", metrics.timeout_lag_ms_p99)?;
         Ok(hash)
+    })
+}
+
+/// `metrics_text`: this process's counters, histograms and gauges as Prometheus text
+/// exposition (served with `METRICS_CONTENT_TYPE`). Reading the live workers waits on the
+/// store (without the GVL on PostgreSQL).
+pub fn metrics_text(ruby: &Ruby) -> Result<RString, Error> {
+    guard(ruby, "metrics_text", || {
+        let system = current(ruby)?;
+        let text = store_call(ruby, &system, "metrics_text", system.metrics_text())?
+            .map_err(|e| errors::internal(ruby, format!("tasker_core bug in metrics_text: {e}")))?;
+        Ok(ruby.str_new(&text))
     })
 }
 

@@ -68,5 +68,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     module.define_module_function("stats", function!(ffi::stats, 0))?;
     module.define_module_function("workers", function!(ffi::workers, 0))?;
     module.define_module_function("migrate_database", function!(migrate::migrate_database, 1))?;
+    module.define_module_function("metrics_text", function!(ffi::metrics_text, 0))?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use magnus::{prelude::*, Error, Integer, RHash, RString, Ruby, Value};
+use magnus::{prelude::*, Error, Integer, RString, Ruby, Value};
 
 use tasker_worker::{BootstrapRequest, DISPATCH_KEYS};
 
@@ -41,22 +41,10 @@ pub fn parse(ruby: &Ruby, value: Option<Value>, what: OptionsFor) -> Result<Boot
     let mut request = BootstrapRequest::default();
     let Some(value) = value.filter(|v| !v.is_nil()) else { return Ok(request) };
     let fname = what.name();
-    let hash = RHash::from_value(value)
-        .ok_or_else(|| type_error(ruby, format!("{fname} options must be a Hash, got {}", class_name(value))))?;
-    let mut entries = Vec::with_capacity(hash.len());
-    hash.foreach(|k: Value, v: Value| {
-        entries.push((k, v));
-        Ok(magnus::r_hash::ForEach::Continue)
-    })?;
     let known = what.known();
-    for (key, value) in entries {
-        let name =
-            crate::convert::string_or_symbol(ruby, key, &format!("{fname} option names must be Symbols or Strings"))?;
+    for (name, value) in crate::convert::option_entries(ruby, value, &format!("{fname} options"))? {
         if !known.contains(&name.as_str()) {
             return Err(argument(ruby, format!("unknown {fname} option :{name} (known: {})", known.join(", "))));
-        }
-        if value.is_nil() {
-            continue;
         }
         match name.as_str() {
             "concurrency" => {

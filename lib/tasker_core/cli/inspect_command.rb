@@ -72,6 +72,16 @@ module TaskerCore
         raise NotImplementedError
       end
 
+      UUID = /\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/.freeze
+
+      # Checks that the positional arguments are exactly one task UUID.
+      def check_one_task_uuid(options)
+        arguments = options[:arguments]
+        raise CLI::UsageError, "needs the task's UUID" if arguments.empty?
+        raise CLI::UsageError, "takes one task UUID, got #{arguments.size} arguments" if arguments.size > 1
+        raise CLI::UsageError, "not a task UUID: #{arguments.first}" unless UUID.match?(arguments.first)
+      end
+
       # Checks the positional arguments (none by default).
       def check_arguments(options)
         return if options[:arguments].empty?

@@ -55,6 +55,20 @@ module TaskerCore
         "#{lines.join("\n")}\n"
       end
 
+      # @param tasks [Array<Hash>] TaskerCore.tasks
+      # @return [String]
+      def tasks(tasks)
+        return "no tasks\n" if tasks.empty?
+
+        rows = [%w[TASK STATUS TEMPLATE CREATED TOOK]]
+        tasks.each do |t|
+          rows << [clean(t["task_uuid"]), clean(t["status"]),
+                   "#{clean(t['namespace'])}/#{clean(t['name'])} #{clean(t['version'])}",
+                   "#{Format.time(t['created_at'])} UTC", Format.span(t["created_at"], t["completed_at"])]
+        end
+        "#{table(rows)}\n"
+      end
+
       # @param rows [Array<Array<String>>] the first row is the header
       # @return [String] left-aligned columns two spaces apart
       def table(rows)

@@ -21,6 +21,7 @@ module TaskerCore
         ["GET", %r{\A/api/tasks\z}, :api_tasks],
         ["GET", %r{\A/api/tasks/#{UUID}\z}io, :api_task],
         ["GET", %r{\A/api/workers\z}, :api_workers],
+        ["GET", %r{\A/metrics\z}, :metrics],
         ["GET", %r{\A/assets/(?<name>[a-z0-9_.-]+)\z}, :asset]
       ].freeze
 

@@ -86,9 +86,10 @@ pub fn step_event(step: ClaimedStep<'_>, default_timeout: Duration) -> StepExecu
     }
 }
 
-/// A rough count of the bytes `value` takes in memory, for the embedded store's budget.
+/// A rough count of the bytes `value` takes in memory, for the embedded store's budget:
+/// each node, map entry and string with its allocation overhead.
 pub fn approx_json_bytes(value: &Value) -> usize {
-    const NODE: usize = 32;
+    const NODE: usize = 48;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => NODE,
         Value::String(s) => NODE + s.len(),

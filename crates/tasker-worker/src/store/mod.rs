@@ -382,9 +382,9 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug + 'static {
     async fn deregister_worker(&self, worker_id: &str) -> Result<(), StoreError>;
 
     /// Fails every step held by a worker whose last heartbeat is older than `older_than`
-    /// as a retryable `worker_lost` attempt, and removes those workers. Returns how many
-    /// steps it failed.
-    async fn expire_dead_workers(&self, older_than: Duration) -> Result<usize, StoreError>;
+    /// as a retryable `worker_lost` attempt (through the same rules as `record`), and
+    /// removes those workers. Returns what recording each of those failures did.
+    async fn expire_dead_workers(&self, older_than: Duration) -> Result<Vec<RecordOutcome>, StoreError>;
 
     /// Live workers, newest heartbeat first.
     async fn workers(&self) -> Result<Vec<WorkerView>, StoreError>;

@@ -54,8 +54,9 @@ pub struct StepStatusView {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptRecord {
     pub attempt: u32,
-    /// `success`, `failure`, `timeout`, `worker_lost` or `worker_shutdown`.
-    pub outcome: String,
+    /// `success`, `failure`, `timeout`, `worker_lost` or `worker_shutdown` (borrowed from
+    /// the rules' words, so recording an attempt allocates nothing for it).
+    pub outcome: std::borrow::Cow<'static, str>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub duration_ms: Option<u64>,

@@ -15,6 +15,7 @@ use super::slots::DispatchSlots;
 use super::step_executor::{StepExecutorActor, StepExecutorHandle};
 use crate::config::{CompletionConfig, HandlerDispatchConfig};
 use crate::messages::{DispatchHandlerMessage, StepExecutionResult};
+use crate::metrics::StepMetrics;
 use crate::store::TaskStore;
 
 /// The consumer ends of the worker's channels: take dispatched steps from
@@ -37,11 +38,13 @@ pub struct WorkerCore {
 
 impl WorkerCore {
     /// Creates the channels and starts the executor (claiming as `worker_id`) and the
-    /// completion path on `runtime`.
+    /// completion path on `runtime`; the completion path counts into `counters` and
+    /// `metrics`.
     pub fn start(
         store: Arc<dyn TaskStore>,
         worker_id: String,
         counters: Arc<PipelineCounters>,
+        metrics: Arc<StepMetrics>,
         dispatch: &HandlerDispatchConfig,
         completion: &CompletionConfig,
         runtime: &tokio::runtime::Handle,
@@ -50,8 +53,13 @@ impl WorkerCore {
         let (completion_sender, completion_receiver) = mpsc::channel(dispatch.completion_buffer_size.max(1));
         let slots = DispatchSlots::new(dispatch.max_concurrent_handlers.max(1));
 
-        let (actor, completion_actor) =
-            FFICompletionActor::spawn(Arc::clone(&store), Arc::clone(&counters), completion.actor_buffer_size, runtime);
+        let (actor, completion_actor) = FFICompletionActor::spawn(
+            Arc::clone(&store),
+            Arc::clone(&counters),
+            metrics,
+            completion.actor_buffer_size,
+            runtime,
+        );
         let completion =
             CompletionProcessorService::new(completion_receiver, actor, completion.batch_size).spawn(runtime);
         let executor = StepExecutorActor::new(

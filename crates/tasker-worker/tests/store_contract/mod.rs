@@ -345,7 +345,7 @@ pub async fn a_retryable_failure_runs_again_until_max_attempts_then_the_task_is_
             assert_eq!(outcome.finished(), Some(TaskStatus::Error));
             assert_eq!(v.status, TaskStatus::Error);
             assert_eq!(step_status(&v, "only"), StepStatus::Error);
-            let history: Vec<&str> = v.step("only").unwrap().history.iter().map(|h| h.outcome.as_str()).collect();
+            let history: Vec<&str> = v.step("only").unwrap().history.iter().map(|h| h.outcome.as_ref()).collect();
             assert_eq!(history, ["failure", "failure", "failure"]);
         }
     }
@@ -732,7 +732,10 @@ pub async fn workers_are_listed_by_heartbeat_and_leave_when_deregistered(store: 
     assert_eq!((w.host.as_str(), w.pid, w.concurrency, w.in_flight), ("host-a", 4242, 8, 3));
     assert!(w.heartbeat_age < Duration::from_secs(5));
     assert_eq!(store.stats().await.unwrap().workers_alive, listed.len() as u64);
-    assert_eq!(store.expire_dead_workers(Duration::from_secs(60)).await.unwrap(), 0, "a live worker is not expired");
+    assert!(
+        store.expire_dead_workers(Duration::from_secs(60)).await.unwrap().is_empty(),
+        "a live worker is not expired"
+    );
     store.deregister_worker("w-1").await.unwrap();
     assert!(store.workers().await.unwrap().iter().all(|w| w.worker_id != "w-1"));
 }

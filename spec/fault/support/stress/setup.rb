@@ -20,7 +20,7 @@ module FaultStress
       File.write(File.join(env, "storage.toml"), <<~TOML)
         [storage.embedded]
         finished_task_retention_seconds = 86400
-        finished_task_memory_budget_bytes = #{retention * 4096}
+        finished_task_memory_budget_bytes = #{retention * 8192}
         max_unfinished_tasks = #{[retention, 100_000].max}
       TOML
       File.write(File.join(env, "worker.toml"), <<~TOML)

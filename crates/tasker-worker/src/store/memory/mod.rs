@@ -154,8 +154,8 @@ impl TaskStore for MemoryStore {
 
     /// In one process a dead worker means a dead process, which took its steps with it:
     /// nothing to expire.
-    async fn expire_dead_workers(&self, _older_than: Duration) -> Result<usize, StoreError> {
-        Ok(0)
+    async fn expire_dead_workers(&self, _older_than: Duration) -> Result<Vec<RecordOutcome>, StoreError> {
+        Ok(Vec::new())
     }
 
     async fn workers(&self) -> Result<Vec<WorkerView>, StoreError> {

@@ -189,7 +189,7 @@ impl PostgresStore {
         let mut metadata = result.metadata.clone();
         let history = AttemptRecord {
             attempt: info.attempts,
-            outcome: attempt_outcome(&result).to_owned(),
+            outcome: attempt_outcome(&result).into(),
             started_at: metadata.started_at.take().map(|s| s.replace('\0', "\u{fffd}")),
             completed_at: metadata.completed_at.take().map(|s| s.replace('\0', "\u{fffd}")),
             duration_ms: metadata.execution_time_ms,

@@ -217,7 +217,7 @@ impl TaskStore for PostgresStore {
         self.leave(worker_id).await
     }
 
-    async fn expire_dead_workers(&self, older_than: Duration) -> Result<usize, StoreError> {
+    async fn expire_dead_workers(&self, older_than: Duration) -> Result<Vec<RecordOutcome>, StoreError> {
         self.expire(older_than).await
     }
 

@@ -10,7 +10,7 @@ use super::claim::ClaimInfo;
 use super::sql;
 use super::store::PostgresStore;
 use crate::messages::{error_types, StepExecutionError, StepExecutionResult, StepIdentity};
-use crate::store::{StoreError, WorkerRegistration};
+use crate::store::{RecordOutcome, StoreError, WorkerRegistration};
 
 /// How long one `purge_finished` call keeps deleting full batches.
 const PURGE_PATIENCE: Duration = Duration::from_secs(2);
@@ -50,10 +50,10 @@ impl PostgresStore {
     /// process itself could not reach the database within that time: then the others'
     /// heartbeats failed for the same reason (the server was down), and they get
     /// `older_than` to beat again before anyone is called dead.
-    pub(super) async fn expire(&self, older_than: Duration) -> Result<usize, StoreError> {
+    pub(super) async fn expire(&self, older_than: Duration) -> Result<Vec<RecordOutcome>, StoreError> {
         let db = &self.db;
         if db.reachable_for() < older_than {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let what = "expiring the leases of dead workers";
         let seconds = older_than.as_secs_f64();
@@ -62,7 +62,7 @@ impl PostgresStore {
             let statement = client.prepare_cached(sql::LAPSED_LEASES).await.map_err(|e| db.failed(what, &e))?;
             client.query(&statement, &[&seconds]).await.map_err(|e| db.failed(what, &e))?
         };
-        let mut failed = 0;
+        let mut failed = Vec::new();
         if !rows.is_empty() {
             let mut batch = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -92,7 +92,7 @@ impl PostgresStore {
             }
             let outcomes = self.record_batch(&mut batch).await?;
             // Counted (and logged) by the maintenance task.
-            failed = outcomes.iter().filter(|o| !o.is_stale()).count();
+            failed = outcomes.into_iter().filter(|o| !o.is_stale()).collect();
         }
         let client = db.client().await?;
         let statement = client.prepare_cached(sql::FORGET_DEAD_WORKERS).await.map_err(|e| db.failed(what, &e))?;

@@ -10,6 +10,10 @@
 //! Meanwhile the mailbox fills and back-pressure reaches the senders: results wait, none
 //! is dropped. Once stopping, it keeps trying for `drain_patience` and then logs what it
 //! could not write (the store's lease expiry runs those steps again).
+//!
+//! Each recorded batch is counted twice over: by the `PipelineCounters` (what the store
+//! did) and by the `StepMetrics` (each attempt's outcome and duration, labelled by step),
+//! whose facts are read from the results before the store drains the batch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +24,7 @@ use tokio::task::JoinHandle;
 use super::super::counters::PipelineCounters;
 use super::super::retry_backoff::StoreBackoff;
 use crate::messages::StepExecutionResult;
+use crate::metrics::{AttemptFacts, StepMetrics};
 use crate::store::TaskStore;
 
 /// How long a stopping actor keeps trying an unavailable store.
@@ -53,6 +58,9 @@ pub struct FFICompletionActor {
     mailbox: mpsc::Receiver<Vec<StepExecutionResult>>,
     store: Arc<dyn TaskStore>,
     counters: Arc<PipelineCounters>,
+    metrics: Arc<StepMetrics>,
+    /// The facts of the batch being recorded, kept between batches to reuse its memory.
+    facts: Vec<AttemptFacts>,
 }
 
 impl FFICompletionActor {
@@ -60,11 +68,12 @@ impl FFICompletionActor {
     pub fn spawn(
         store: Arc<dyn TaskStore>,
         counters: Arc<PipelineCounters>,
+        metrics: Arc<StepMetrics>,
         mailbox_size: usize,
         runtime: &tokio::runtime::Handle,
     ) -> (FFICompletionHandle, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(mailbox_size.max(1));
-        let actor = Self { mailbox: receiver, store, counters };
+        let actor = Self { mailbox: receiver, store, counters, metrics, facts: Vec::new() };
         (FFICompletionHandle { mailbox: sender }, runtime.spawn(actor.run()))
     }
 
@@ -78,11 +87,15 @@ impl FFICompletionActor {
                 }
             }
             let mut stopping_since: Option<Instant> = None;
+            // A batch that failed to record is left as it was, so these stay valid.
+            self.facts.clear();
+            self.facts.extend(batch.iter().map(AttemptFacts::of));
             loop {
                 match self.store.record(&mut batch).await {
                     Ok(outcomes) => {
                         backoff.reset();
                         self.counters.observe(&outcomes);
+                        self.metrics.observe_recorded(&self.facts, &outcomes);
                         break;
                     }
                     Err(error) => {

@@ -11,6 +11,10 @@
 //! Capacity: the `DispatchSlot` of each event moves from the dispatch message into the
 //! pending entry and is released when the entry leaves (completed, timed out, released
 //! or shut down), so polled-but-unfinished events count against `max_concurrent_handlers`.
+//!
+//! Metrics: with `with_metrics`, each poll observes the step's queue wait (from its
+//! `ready_at` to the poll) after the inbox lock is let go. An event given back by
+//! `release` and polled again is observed again, from the same `ready_at`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,7 @@ use crate::config::FfiDispatchConfig;
 use crate::messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, StepExecutionError, StepExecutionResult, StepIdentity,
 };
+use crate::metrics::StepMetrics;
 use crate::store::ChangeFeed;
 use crate::template::StepDefinition;
 use crate::time_format::rfc3339_millis;
@@ -175,6 +180,8 @@ pub struct FfiDispatchChannel {
     shutdown: CancellationToken,
     /// The store's feed: tells which tasks were cancelled, so a running handler can see it.
     feed: Arc<ChangeFeed>,
+    /// Where each poll's queue wait is observed (none: not measured).
+    metrics: Option<Arc<StepMetrics>>,
 }
 
 /// The background tasks of a started channel.
@@ -206,7 +213,14 @@ impl FfiDispatchChannel {
             timeout_lags: Mutex::new(LatencyWindow::new(TIMEOUT_LAG_WINDOW)),
             shutdown: CancellationToken::new(),
             feed,
+            metrics: None,
         }
+    }
+
+    /// Observes each polled step's queue wait in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<StepMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Starts the pump (dispatch channel → inbox) and the timeout reaper on `runtime`.
@@ -224,7 +238,10 @@ impl FfiDispatchChannel {
         // both under the inbox lock) sees it in one place or the other, never in neither.
         let mut inbox = self.inbox.lock();
         let message = inbox.queue.pop_front()?;
-        Some(self.track(message))
+        let (event, polled_wall) = self.track(message);
+        drop(inbox);
+        self.observe_queue_wait(&event, polled_wall);
+        Some(event)
     }
 
     /// Waits up to `timeout` for an event on the calling (non-async) thread. Returns early
@@ -236,7 +253,10 @@ impl FfiDispatchChannel {
         loop {
             if let Some(message) = inbox.queue.pop_front() {
                 // Tracked before the inbox is unlocked: see `poll`.
-                return Some(self.track(message));
+                let (event, polled_wall) = self.track(message);
+                drop(inbox);
+                self.observe_queue_wait(&event, polled_wall);
+                return Some(event);
             }
             if interrupted() || self.shutdown.is_cancelled() {
                 return None;
@@ -259,16 +279,24 @@ impl FfiDispatchChannel {
         self.inbox_ready.notify_all();
     }
 
-    /// Makes a polled message pending. Callers hold the inbox lock.
-    fn track(&self, message: DispatchHandlerMessage) -> FfiStepEvent {
+    fn observe_queue_wait(&self, event: &FfiStepEvent, polled_wall: SystemTime) {
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_queue_wait(&event.execution_event, polled_wall);
+        }
+    }
+
+    /// Makes a polled message pending; answers the event and the wall-clock time of the
+    /// poll. Callers hold the inbox lock.
+    fn track(&self, message: DispatchHandlerMessage) -> (FfiStepEvent, SystemTime) {
         let DispatchHandlerMessage { event, slot, .. } = message;
         let now = Instant::now();
+        let polled_wall = SystemTime::now();
         let timeout = event.timeout;
         let deadline = now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         let entry = PendingEvent {
             identity: event.identity(),
             polled_at: now,
-            polled_wall: SystemTime::now(),
+            polled_wall,
             deadline,
             timeout,
             definition: Arc::clone(&event.payload.step_definition),
@@ -285,7 +313,7 @@ impl FfiDispatchChannel {
             }
         }
         self.counters.dispatched.fetch_add(1, Ordering::Relaxed);
-        FfiStepEvent::from_execution_event(event)
+        (FfiStepEvent::from_execution_event(event), polled_wall)
     }
 
     /// Gives a polled event back (front of the queue) because the foreign thread could
@@ -448,6 +476,16 @@ impl FfiDispatchChannel {
                 late.ids.remove(&old);
             }
         }
+    }
+
+    /// Events polled and not yet completed or timed out (a constant-time read).
+    pub fn pending_count(&self) -> usize {
+        self.pending.lock().len()
+    }
+
+    /// Events dispatched and not yet polled (a constant-time read).
+    pub fn waiting_count(&self) -> usize {
+        self.inbox.lock().queue.len()
     }
 
     pub fn metrics(&self) -> FfiDispatchMetrics {

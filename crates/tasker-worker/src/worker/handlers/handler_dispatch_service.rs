@@ -6,6 +6,9 @@
 //! sends the result on the completion channel. Every message ends in exactly one
 //! result: success, handler error, `handler_timeout` (retryable), `handler_panic`
 //! (not retryable), `handler_not_found` (not retryable) or `worker_shutdown`.
+//!
+//! Metrics: with `with_metrics`, each handler start observes the step's queue wait (from
+//! its `ready_at` to the start).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::HandlerRegistry;
 use crate::messages::{error_types, DispatchHandlerMessage, ResultMetadata, StepExecutionError, StepExecutionResult};
+use crate::metrics::StepMetrics;
 use crate::time_format::rfc3339_millis;
 use crate::worker::core::DispatchHandles;
 
@@ -33,6 +37,8 @@ pub struct HandlerDispatchService {
     stop: CancellationToken,
     /// Stop waiting for running handlers: each reports `worker_shutdown`.
     abandon: CancellationToken,
+    /// Where each handler start's queue wait is observed (none: not measured).
+    metrics: Option<Arc<StepMetrics>>,
 }
 
 /// Controls a running `HandlerDispatchService`.
@@ -57,7 +63,14 @@ impl HandlerDispatchService {
             max_concurrent_handlers: max,
             stop: CancellationToken::new(),
             abandon: CancellationToken::new(),
+            metrics: None,
         }
+    }
+
+    /// Observes each step's queue wait in `metrics` when its handler starts.
+    pub fn with_metrics(mut self, metrics: Arc<StepMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn spawn(self, runtime: &tokio::runtime::Handle) -> HandlerDispatchHandle {
@@ -97,6 +110,7 @@ impl HandlerDispatchService {
                         Arc::clone(&self.registry),
                         self.completion_sender.clone(),
                         self.abandon.clone(),
+                        self.metrics.clone(),
                     ));
                 }
             }
@@ -145,6 +159,7 @@ async fn execute(
     registry: Arc<HandlerRegistry>,
     completion_sender: mpsc::Sender<StepExecutionResult>,
     abandon: CancellationToken,
+    metrics: Option<Arc<StepMetrics>>,
 ) -> bool {
     let DispatchHandlerMessage { event, slot, .. } = message;
     let identity = event.identity();
@@ -153,6 +168,9 @@ async fn execute(
     let timeout = event.timeout;
     let started = Instant::now();
     let started_at = SystemTime::now();
+    if let Some(metrics) = &metrics {
+        metrics.observe_queue_wait(&event, started_at);
+    }
     let mut abandoned = false;
 
     let mut result = match registry.get(&callable) {
