@@ -205,9 +205,13 @@ CREATE TABLE tasker.steps (
     PRIMARY KEY (task_uuid, step_index)
 ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
--- The claim: claimable steps in claim order. Exactly the claim query's WHERE and ORDER BY
--- (revision_id is checked from the index row, so other workers' templates cost no heap read).
-CREATE INDEX steps_claim ON tasker.steps (priority DESC, ready_at, revision_id) WHERE status = 'enqueued';
+-- The claim: claimable steps in claim order. Exactly the claim query's WHERE and ORDER BY.
+-- revision_id is carried (INCLUDE), not a key column: as a key column an `= ANY(...)` on it
+-- lets the planner read every claimable step through a bitmap and sort them, which it
+-- picks whenever the statistics lag a burst of new tasks (6.9 ms instead of 0.6 ms for a
+-- claim of 18 of 16,400 claimable steps). The store also runs its claims with bitmap
+-- scans off, so a claim walks this index in order and stops at its LIMIT.
+CREATE INDEX steps_claim ON tasker.steps (priority DESC, ready_at) INCLUDE (revision_id) WHERE status = 'enqueued';
 -- Steps waiting for a time (run_at, retry backoff), soonest first: promotion to enqueued.
 CREATE INDEX steps_scheduled ON tasker.steps (ready_at)
     WHERE status IN ('pending', 'waiting_for_retry') AND ready_at IS NOT NULL;

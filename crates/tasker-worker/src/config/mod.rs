@@ -205,7 +205,7 @@ impl Default for PostgresStoreConfig {
             pool_size: 8,
             pool_wait_timeout_ms: 10_000,
             claim_batch_size: 64,
-            prefetch: 32,
+            prefetch: 128,
             heartbeat_interval_ms: 1_000,
             worker_lost_after_ms: 5_000,
             poll_interval_ms: 1_000,

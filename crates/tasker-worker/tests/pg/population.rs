@@ -118,6 +118,12 @@ pub struct PlannedStatement {
     pub counts: &'static [&'static str],
 }
 
+/// Whether `statement` is one of the claims (run by the store under `sql::CLAIM_PLANNER`).
+pub fn is_claim(statement: &PlannedStatement) -> bool {
+    use tasker_worker::postgres::sql;
+    statement.sql == sql::CLAIM_STEPS || statement.sql == sql::CLAIM_CAPPED_STEPS
+}
+
 pub fn hot_statements() -> Vec<PlannedStatement> {
     use tasker_worker::postgres::sql;
     vec![
@@ -274,6 +280,9 @@ pub async fn explain(
     let mode =
         if generic { "SET LOCAL plan_cache_mode = force_generic_plan" } else { "SET LOCAL plan_cache_mode = auto" };
     transaction.batch_execute(mode).await.expect("plan_cache_mode");
+    if is_claim(statement) {
+        transaction.batch_execute(tasker_worker::postgres::sql::CLAIM_PLANNER).await.expect("claim planner settings");
+    }
     if statement.sql == tasker_worker::postgres::sql::CLAIM_CAPPED_STEPS {
         let lock = transaction.prepare(tasker_worker::postgres::sql::LOCK_TEMPLATE_CLAIMS).await.unwrap();
         transaction.execute(&lock, &[&population.other]).await.unwrap();

@@ -14,6 +14,15 @@
 //! correlation_id, trace_id, read_index (int[]) and read_result (jsonb[]): the results of
 //! the complete steps whose results the step's event carries.
 
+/// Planner settings a claim runs under (set in its transaction, before the claim). The
+/// claim is a LIMITed walk of `steps_claim` in its order; when the statistics lag a burst
+/// of new tasks (the table analysed while nearly empty), the planner otherwise reads every
+/// claimable step through a bitmap and sorts them: 6.9 ms instead of 0.6 ms for a claim of
+/// 18 of 16,400 claimable steps, growing with the backlog. Not a session setting: the
+/// counts of `stats` are best served by bitmap scans. JIT is off because compiling costs
+/// milliseconds and a claim runs in well under one.
+pub const CLAIM_PLANNER: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off";
+
 /// Claims up to `$2` claimable steps of the revisions `$1` for worker `$3` under claim id
 /// `$4`, highest task priority first, then longest ready; skips rows other workers are
 /// claiming. Each claimed step gets a fresh event id (the fencing token), one more attempt
@@ -29,7 +38,7 @@
 /// `next_due_ms` (how long until the earliest scheduled step is due, NULL when none) and
 /// `repeated` (the steps are a repeated claim's).
 ///
-/// Indexes: `steps_claim (priority DESC, ready_at, revision_id) WHERE status = 'enqueued'`,
+/// Indexes: `steps_claim (priority DESC, ready_at) INCLUDE (revision_id) WHERE status = 'enqueued'`,
 /// scanned in order (the LIMIT stops it after `$2` unlocked rows); `steps_in_progress
 /// (worker_id, claim_id)` for the repeat; `steps_scheduled (ready_at)` for promotion and
 /// the next due time; then the primary keys of tasks, template_steps and steps.
