@@ -40,6 +40,7 @@ Gem::Specification.new do |spec|
     crates/*/Cargo.toml
     crates/*/build.rs
     crates/*/src/**/*
+    crates/*/migrations/*.sql
     crates/*/tests/**/*
     crates/*/examples/**/*
     crates/*/benches/**/*

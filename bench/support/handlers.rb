@@ -22,6 +22,24 @@ module Bench
       end
     end
 
+    # Sleeps 50 ms and succeeds.
+    class Sleep50ms < TaskerCore::StepHandler::Base
+      # @return [Hash]
+      def call(_context)
+        sleep 0.05
+        success
+      end
+    end
+
+    # Answers the wall-clock time (ns since the epoch) it started, for a client in another
+    # process to compare with when it created the task.
+    class StampWall < TaskerCore::StepHandler::Base
+      # @return [Hash]
+      def call(_context)
+        success(result: { "started_ns" => Process.clock_gettime(Process::CLOCK_REALTIME, :nanosecond) })
+      end
+    end
+
     # Records [task_uuid, monotonic start time] in {.starts} and succeeds.
     class StampStart < TaskerCore::StepHandler::Base
       STARTS = Thread::Queue.new

@@ -65,6 +65,40 @@ module Bench
                       "allocators' caches are warm: growth past that is what a leak would show. Growth over idle is " \
                       "reported too: it is mostly the last `finished_task_retention` (10,000 by default) finished " \
                       "tasks the core keeps readable, by design.",
+      "pg_floor" => "The raw-SQL floor on the same private PostgreSQL (fsync on, unix socket): N one-step jobs " \
+                    "inserted up front into a bare queue table, drained by 4 threads with a connection each, " \
+                    "looping over one `UPDATE ... WHERE ctid = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED " \
+                    "LIMIT 64)) RETURNING id` and one `UPDATE ... WHERE id = ANY($1)` (no engine, no handler); " \
+                    "timed from the threads' start until every job is done.",
+      "delayed_job" => "DelayedJob (Debian's ruby-delayed-job with ActiveRecord and ruby-pg) on the same " \
+                       "PostgreSQL: N no-op jobs enqueued with `Delayed::Job.enqueue`, drained by 2 forked worker " \
+                       "processes looping over `Delayed::Worker#work_off(100)`; timed from the fork until both " \
+                       "exited with the table empty.",
+      "pg_noop" => "TaskerCore on the same private PostgreSQL: `tasker-worker` processes (concurrency 5 each) " \
+                   "start and go idle; then N single-step no-op tasks are created in one transaction, so all become " \
+                   "claimable at its commit; timed from the commit until no task has a step left (an index probe " \
+                   "every 20 ms). In brackets, per step: CPU of the server's processes and of the worker processes " \
+                   "(/proc), and transactions committed (pg_stat_database; the store sends each statement on its " \
+                   "own, so this is its round trips per step as well).",
+      "pg_ratios" => "The PostgreSQL line with one worker process against Sidekiq, DelayedJob (2 processes) and the " \
+                     "raw-SQL floor, all measured above in the same run.",
+      "pg_dag" => "The same with two-step chains (a -> b) and with the five-step diamonds of line 4, one worker " \
+                  "process at concurrency 5.",
+      "pg_create" => "`TaskerCore.create_task` from a client process (`TaskerCore.connect`, no worker): one thread " \
+                     "creating one task at a time (each its own transaction and fsync), then 4 threads at once.",
+      "pg_latency" => "An idle worker process (concurrency 5, woken by LISTEN/NOTIFY) and a client process: the " \
+                      "client reads the wall clock, calls `create_task`; the handler answers the wall clock when " \
+                      "it started; the next task is created once this one finished. In brackets: create -> " \
+                      "finished as the client's `wait_for_task` sees it.",
+      "pg_recovery" => "Two worker processes (concurrency 4) run 50 ms steps; one is killed with SIGKILL while it " \
+                       "holds some. From the steps' attempt history: how long after the kill the last of its steps " \
+                       "started again on the other worker (the first in brackets), with the default liveness " \
+                       "settings (heartbeat every 1 s, lost after 5 s).",
+      "pg_bloat" => "N single-step no-op tasks on one worker process with nothing purged during the run: steps/s " \
+                    "over the last window of tasks against the first, from when each task finished " \
+                    "(`finished_tasks.completed_at`). Then, on that database, the dashboard's server time: every " \
+                    "page and JSON route answered by `TaskerCore::Web` in-process (Rack::MockRequest) from a client " \
+                    "process, 7 requests each; the median (and the slowest) per route.",
       "pending" => "RSS with N events polled and not completed minus RSS before polling (the tasks already " \
                    "created, no worker running), divided by N; after a warm-up cycle of the same size. Includes " \
                    "whatever the Ruby heap kept from converting the events."
@@ -79,7 +113,8 @@ module Bench
 
     # @return [Array<Row>]
     def rows
-      [*ffi_rows, *concurrency_rows, *noop_rows, dag_row, start_latency_row, timeout_lag_row, *memory_rows]
+      [*ffi_rows, *concurrency_rows, *noop_rows, dag_row, start_latency_row, timeout_lag_row, *memory_rows,
+       *postgres_peer_rows, *postgres_rows]
     end
 
     # @return [String] the table (Markdown, padded so it reads in a terminal too)
@@ -230,6 +265,75 @@ module Bench
         end,
         row("6", "Memory per pending event", result("pending_memory")) do |d|
           ["#{count(d['bytes_per_event'].round)} bytes (#{count(d['events'])} events pending)"]
+        end
+      ]
+    end
+
+    def postgres_rows
+      tasks = @sizes[:pg_tasks]
+      [
+        *[1, 2].map do |workers|
+          row("8", "#{count(tasks)} no-op tasks, PostgreSQL, #{workers} worker process#{workers > 1 ? 'es' : ''} c=5",
+              result("pg_noop_#{workers}")) do |d|
+            ["#{rate(d['steps_per_s'])} steps/s (per step: postgres #{num(d['postgres_cpu_us_per_step'], 0)} µs CPU, " \
+             "workers #{num(d['worker_cpu_us_per_step'], 0)} µs CPU, #{num(d['commits_per_step'], 3)} commits)"]
+          end
+        end,
+        pg_ratio_row("sidekiq_noop", "jobs_per_s", "vs Sidekiq c=5", 1.5, "≥ 1.5×"),
+        pg_ratio_row("delayed_job_noop", "jobs_per_s", "vs DelayedJob, 2 processes", 15, "≥ 15×"),
+        pg_ratio_row("pg_floor", "jobs_per_s", "vs the raw-SQL floor", 0.4, "≥ 40 %"),
+        row("8", "#{count(@sizes[:pg_dag_tasks])} two-step and diamond tasks, PostgreSQL, 1 process c=5",
+            result("pg_dag")) do |d|
+          ["two-step #{rate(d['chain_steps_per_s'])} steps/s, diamond #{rate(d['diamond_steps_per_s'])} steps/s " \
+           "(#{num(d['chain_commits_per_step'], 3)} / #{num(d['diamond_commits_per_step'], 3)} commits/step)"]
+        end,
+        row("8", "create_task rate, PostgreSQL client", result("pg_create")) do |d|
+          ["#{rate(d['per_s'])} tasks/s on one thread, #{rate(d['threads_per_s'])} tasks/s on #{d['threads']}"]
+        end,
+        row("8", "create_task → handler start, idle worker process (LISTEN/NOTIFY)", result("pg_latency"),
+            target: "p50 < 2 ms, p99 < 10 ms") do |d|
+          ["p50 #{ms(d['p50_ms'])}, p99 #{ms(d['p99_ms'])} (finished: p50 #{ms(d['finished_p50_ms'])}, " \
+           "p99 #{ms(d['finished_p99_ms'])}; #{d['samples']} samples)",
+           pass(d["p50_ms"] < 2 && d["p99_ms"] < 10)]
+        end,
+        row("8", "SIGKILLed worker: its steps run again elsewhere", result("pg_recovery"), target: "≤ 10 s") do |d|
+          ["#{num(d['recovery_s'], 1)} s after the kill (first #{num(d['first_rerun_s'], 1)} s; " \
+           "#{d['lost_steps']} steps)", pass(d["recovery_s"] <= 10)]
+        end,
+        row("8", "dashboard server time, slowest route, on #{count(@sizes[:pg_bloat_tasks])} PostgreSQL tasks",
+            result("pg_bloat"), target: "< 200 ms") do |d|
+          slowest = d["pages"].max_by { |_, t| t["median_ms"] }
+          ["#{slowest[0]} median #{ms(slowest[1]['median_ms'])} (max #{ms(slowest[1]['max_ms'])}); every route: " +
+           d["pages"].map { |route, t| "#{route} #{num(t['median_ms'], 1)}" }.join(", ") + " ms",
+           pass(d["pages"].values.all? { |t| t["median_ms"] < 200 })]
+        end,
+        row("8", "steps/s of the last #{count(@sizes[:pg_bloat_window])} of #{count(@sizes[:pg_bloat_tasks])} " \
+                 "vs the first", result("pg_bloat"), target: "≥ 80%") do |d|
+          ["#{num(d['last_vs_first'] * 100, 0)}% (#{rate(d['last_steps_per_s'])} vs #{rate(d['first_steps_per_s'])} " \
+           "steps/s)", pass(d["last_vs_first"] >= 0.8)]
+        end
+      ]
+    end
+
+    # The one-process PostgreSQL rate against a peer's.
+    def pg_ratio_row(peer, key, label, minimum, target)
+      row("8", "PostgreSQL steps/s (1 process) #{label}", both("pg_noop_1", peer), target: target) do |d|
+        ratio = d["a"]["steps_per_s"] / d["b"][key]
+        text = minimum < 1 ? "#{num(ratio * 100, 0)} %" : "#{num(ratio, 2)}×"
+        [text, pass(ratio >= minimum)]
+      end
+    end
+
+    def postgres_peer_rows
+      [
+        row("7", "#{count(@sizes[:e2e_tasks])} one-step jobs, raw SQL floor (SKIP LOCKED 64 + batch complete, " \
+                 "4 connections)", result("pg_floor")) do |d|
+          ["#{rate(d['jobs_per_s'])} jobs/s (#{num(d['commits_per_job'], 3)} commits/job, PostgreSQL " \
+           "#{d['server_version']})"]
+        end,
+        row("7", "#{count(@sizes[:dj_jobs])} no-op jobs, DelayedJob, 2 worker processes", result("delayed_job_noop")) do |d|
+          ["#{rate(d['jobs_per_s'])} jobs/s (enqueue #{rate(d['enqueue_per_s'])}/s; delayed_job " \
+           "#{d['delayed_job_version']}, ActiveRecord #{d['activerecord_version']})"]
         end
       ]
     end

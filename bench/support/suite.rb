@@ -269,7 +269,9 @@ module Bench
         ["3. End to end against Sidekiq", %w[tasker_noop sidekiq_noop ratio creation]],
         ["4. DAG throughput", %w[dag]],
         ["5. Latency", %w[start_latency timeout_lag]],
-        ["6. Memory", %w[rss_idle rss_growth pending]]
+        ["6. Memory", %w[rss_idle rss_growth pending]],
+        ["7. PostgreSQL peers", %w[pg_floor delayed_job]],
+        ["8. TaskerCore on PostgreSQL", %w[pg_noop pg_ratios pg_dag pg_create pg_latency pg_recovery pg_bloat]]
       ]
       groups.map do |title, keys|
         "### #{title}\n\n#{keys.map { |key| "- #{Report::EXPLANATIONS.fetch(key)}" }.join("\n")}"

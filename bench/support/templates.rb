@@ -13,6 +13,9 @@ module Bench
     # A retry policy that never retries: a failure in a benchmark is a bug, not noise.
     NO_RETRY = { "retryable" => false, "max_attempts" => 1, "backoff_base_ms" => 100, "max_backoff_ms" => 100 }.freeze
 
+    # Three attempts, the next at once: for a step whose first attempt may be lost.
+    RETRY_AT_ONCE = { "retryable" => true, "max_attempts" => 3, "backoff_base_ms" => 0, "max_backoff_ms" => 0 }.freeze
+
     # Inputs of the join step of the FFI diamond (the event carries them).
     JOIN_INPUTS = { "carrier" => "demo-post", "service_level" => "express", "max_weight_kg" => 20 }.freeze
 
@@ -24,6 +27,20 @@ module Bench
       # One step that sleeps 10 ms.
       "sleep10" => [
         { "name" => "work", "callable" => "Bench::Handlers::Sleep10ms" }
+      ],
+      # Two steps in a chain.
+      "chain2" => [
+        { "name" => "a", "callable" => "Bench::Handlers::Noop" },
+        { "name" => "b", "callable" => "Bench::Handlers::Noop", "dependencies" => ["a"] }
+      ],
+      # One step that answers the wall-clock time it started (latency across processes).
+      "stamp_wall" => [
+        { "name" => "work", "callable" => "Bench::Handlers::StampWall" }
+      ],
+      # One step that sleeps 50 ms (a worker killed in the middle holds some), retried
+      # at once when its worker is lost.
+      "sleep50" => [
+        { "name" => "work", "callable" => "Bench::Handlers::Sleep50ms", "retry" => RETRY_AT_ONCE }
       ],
       # One step that records when it started (create -> handler start latency).
       "stamp" => [
@@ -92,7 +109,7 @@ module Bench
         "name" => step.fetch("name"),
         "handler" => { "callable" => step.fetch("callable") },
         "dependencies" => step.fetch("dependencies", []),
-        "retry" => NO_RETRY.dup,
+        "retry" => step.fetch("retry", NO_RETRY).dup,
         "timeout_seconds" => step.fetch("timeout_seconds", 60)
       }
       hash["inputs"] = step["inputs"] if step["inputs"]

@@ -11,7 +11,7 @@ module TaskerCore
   # serves the dashboard from the worker's process.
   #
   # Subcommands, each its own class: `web` (CLI::WebCommand), `status`
-  # (CLI::StatusCommand), `task UUID` (CLI::TaskCommand).
+  # (CLI::StatusCommand), `task UUID` (CLI::TaskCommand), `migrate` (CLI::MigrateCommand).
   class CLI
     EXIT_OK = 0
     EXIT_FAILURE = 1
@@ -39,6 +39,7 @@ module TaskerCore
       "web" => ["tasker_core/cli/web_command", :WebCommand],
       "status" => ["tasker_core/cli/status_command", :StatusCommand],
       "task" => ["tasker_core/cli/task_command", :TaskCommand],
+      "migrate" => ["tasker_core/cli/migrate_command", :MigrateCommand],
       "tasks" => ["tasker_core/cli/tasks_command", :TasksCommand],
       "cancel" => ["tasker_core/cli/control_command", :CancelCommand],
       "retry" => ["tasker_core/cli/control_command", :RetryCommand]
@@ -84,8 +85,8 @@ module TaskerCore
     end
 
     # @param argv [Array<String>]
-    # @return [Hash] :requires, :templates, :concurrency, :environment, :config_root,
-    #   :timeout, :web_port, :web_host, :help
+    # @return [Hash] :requires, :templates, :concurrency, :database_url, :environment,
+    #   :config_root, :timeout, :web_port, :web_host, :help
     # @raise [UsageError]
     def parse(argv)
       options = { requires: [] }
@@ -101,7 +102,7 @@ module TaskerCore
 
     def parser(options)
       OptionParser.new do |opts|
-        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task|tasks|cancel|retry ... (--help for each)"
+        opts.banner = "Usage: tasker-worker [options]\n       tasker-worker web|status|task|tasks|cancel|retry|migrate ... (--help for each)"
         opts.separator ""
         opts.separator "Runs TaskerCore step handlers until TERM or INT (a second signal exits at once)."
         opts.separator ""
@@ -115,6 +116,11 @@ module TaskerCore
           raise UsageError, "--concurrency must be at least 1, got #{count}" unless count.positive?
 
           options[:concurrency] = count
+        end
+        opts.on("--database-url URL", "PostgreSQL database (default: TASKER_DATABASE_URL, else the embedded store)") do |url|
+          raise UsageError, "--database-url must not be empty" if url.strip.empty?
+
+          options[:database_url] = url
         end
         opts.on("-e", "--environment ENV", "Config environment (default: TASKER_ENV or development)") do |env|
           raise UsageError, "--environment must not be empty" if env.strip.empty?
@@ -174,7 +180,8 @@ module TaskerCore
         concurrency: options[:concurrency],
         template_path: options[:templates],
         environment: options[:environment],
-        config_root: options[:config_root]
+        config_root: options[:config_root],
+        database_url: options[:database_url]
       }.compact
     end
 

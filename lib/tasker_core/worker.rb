@@ -35,6 +35,7 @@ module TaskerCore
     # Options passed through to TaskerCore::FFI.bootstrap_worker.
     BOOTSTRAP_OPTIONS = %i[
       config_root environment max_concurrent_handlers handler_timeout_ms dispatch_buffer_size completion_buffer_size
+      database_url
     ].freeze
     # Keys the worker reads from bootstrap_worker's "config".
     CONFIG_KEYS = %w[concurrency poll_timeout_ms shutdown_timeout_ms hung_handler_grace_ms].freeze
@@ -48,7 +49,8 @@ module TaskerCore
     # @param registry [HandlerRegistry, nil]
     # @param logger [Logger, nil] (TaskerCore.logger when nil)
     # @param options [Hash] passed to bootstrap_worker: config_root:, environment:,
-    #   max_concurrent_handlers:, handler_timeout_ms:, dispatch_buffer_size:, completion_buffer_size:
+    #   max_concurrent_handlers:, handler_timeout_ms:, dispatch_buffer_size:, completion_buffer_size:,
+    #   database_url: (PostgreSQL; TASKER_DATABASE_URL when not given, else the embedded store)
     def initialize(concurrency: nil, template_path: nil, ffi: nil, registry: nil, logger: nil, **options)
       unknown = options.keys - BOOTSTRAP_OPTIONS
       unless unknown.empty?

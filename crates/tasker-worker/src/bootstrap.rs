@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::config::{ConfigError, ConfigLoader, ConfigSource, HandlerDispatchConfig, TaskerConfig};
+use crate::store::Backend;
 
 /// The environment variable naming the template directory.
 pub const TEMPLATE_PATH_ENV: &str = "TASKER_TEMPLATE_PATH";
@@ -83,16 +84,21 @@ impl BootstrapRequest {
         self.concurrency.unwrap_or(config.worker.concurrency).max(1)
     }
 
-    /// The dispatch settings of a worker started with this request. An explicit
-    /// `max_concurrent_handlers` is honoured as given; otherwise there is room for every
-    /// handler thread's step plus one waiting for each, so a thread that finishes a step
-    /// finds the next one ready instead of waiting for a refill.
-    pub fn dispatch(&self, config: &TaskerConfig) -> HandlerDispatchConfig {
+    /// The dispatch settings of a worker started with this request on `backend`. An
+    /// explicit `max_concurrent_handlers` is honoured as given; otherwise there is room
+    /// for every handler thread's step plus one waiting for each, so a thread that
+    /// finishes a step finds the next one ready instead of waiting for a refill — and on
+    /// PostgreSQL at least `[storage.postgres] prefetch`, so claims come in batches whose
+    /// round trips overlap the handlers' work.
+    pub fn dispatch(&self, config: &TaskerConfig, backend: Backend) -> HandlerDispatchConfig {
         let mut dispatch = config.mpsc_channels.worker.handler_dispatch.clone();
         let explicit_max = self.dispatch_overrides.iter().any(|(name, _)| name == "max_concurrent_handlers");
         if !explicit_max {
-            dispatch.max_concurrent_handlers =
-                dispatch.max_concurrent_handlers.max(self.concurrency(config).saturating_mul(2));
+            let mut max = dispatch.max_concurrent_handlers.max(self.concurrency(config).saturating_mul(2));
+            if backend == Backend::Postgres {
+                max = max.max(config.storage.postgres.prefetch);
+            }
+            dispatch.max_concurrent_handlers = max;
         }
         dispatch
     }
@@ -106,14 +112,23 @@ mod tests {
     fn an_unset_max_is_raised_to_twice_the_concurrency_but_an_explicit_one_is_kept() {
         let config = TaskerConfig::default();
         let request = BootstrapRequest { concurrency: Some(16), ..Default::default() };
-        assert_eq!(request.dispatch(&config).max_concurrent_handlers, 32);
+        assert_eq!(request.dispatch(&config, Backend::Embedded).max_concurrent_handlers, 32);
         let explicit = BootstrapRequest {
             concurrency: Some(16),
             dispatch_overrides: vec![("max_concurrent_handlers".into(), 4)],
             ..Default::default()
         };
         let (config, _, _) = explicit.load_config().unwrap();
-        assert_eq!(explicit.dispatch(&config).max_concurrent_handlers, 4);
+        assert_eq!(explicit.dispatch(&config, Backend::Postgres).max_concurrent_handlers, 4);
+    }
+
+    #[test]
+    fn on_postgres_a_worker_holds_at_least_the_prefetch() {
+        let config = TaskerConfig::default();
+        let request = BootstrapRequest { concurrency: Some(5), ..Default::default() };
+        assert_eq!(request.dispatch(&config, Backend::Embedded).max_concurrent_handlers, 10);
+        let prefetch = config.storage.postgres.prefetch;
+        assert_eq!(request.dispatch(&config, Backend::Postgres).max_concurrent_handlers, prefetch.max(10));
     }
 
     #[test]

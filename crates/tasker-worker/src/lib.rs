@@ -26,8 +26,8 @@ pub use bootstrap::{BootstrapRequest, DATABASE_URL_ENV, DISPATCH_KEYS, TEMPLATE_
 pub use config::{
     embedded_files, CompletionConfig, ConfigError, ConfigLoader, ConfigSource, EmbeddedFile, EmbeddedStoreConfig,
     FfiDispatchConfig, HandlerDispatchConfig, InputSchemaMode, KeyProblem, MpscChannelsConfig, OrchestrationConfig,
-    RetryDefaults, StorageConfig, TaskerConfig, WorkerChannelsConfig, WorkerConfig, CONFIG_ROOT_VAR,
-    DEFAULT_ENVIRONMENT, ENVIRONMENT_VAR, OVERRIDES_LABEL,
+    PostgresStoreConfig, RetryDefaults, StorageConfig, TaskerConfig, WorkerChannelsConfig, WorkerConfig,
+    CONFIG_ROOT_VAR, DEFAULT_ENVIRONMENT, ENVIRONMENT_VAR, OVERRIDES_LABEL,
 };
 pub use messages::{
     error_types, DispatchHandlerMessage, FfiStepEvent, ResultMetadata, StepExecutionError, StepExecutionEvent,
@@ -39,6 +39,9 @@ pub use metrics::{
 };
 pub use store::events::{ancestor_results, approx_json_bytes, json_kind, step_event, ClaimedStep};
 pub use store::memory::{MemoryCounts, MemoryLimits, MemoryState, MemoryStore};
+/// The PostgreSQL backend: its store, settings, URL handling, migrations and (for `EXPLAIN`
+/// and tests) the statements it runs.
+pub use store::postgres;
 pub use store::{
     AttemptRecord, Backend, CancelOutcome, ChangeFeed, Claimed, CreatedTask, FinishWait, MinuteThroughput, NewTask,
     RecordOutcome, RecordedStep, RetryOutcome, StepStatus, StepStatusView, StoreError, StoreStats, TaskCursor,

@@ -25,6 +25,7 @@ use crate::bootstrap::BootstrapRequest;
 use crate::config::{ConfigError, ConfigSource, HandlerDispatchConfig, TaskerConfig};
 use crate::metrics::{AttemptFacts, LiveFigures, Metrics, MetricsError};
 use crate::store::memory::{MemoryLimits, MemoryStore};
+use crate::store::postgres::{PostgresStore, StoreSettings};
 use crate::store::{
     Backend, CancelOutcome, CreatedTask, FinishWait, NewTask, RetryOutcome, StoreError, StoreStats, TaskFilter,
     TaskStatusView, TaskStore, TaskSummary, WorkerRegistration, WorkerView,
@@ -113,6 +114,24 @@ pub struct Liveness {
     /// A worker silent for longer is dead: its steps fail as `worker_lost`.
     pub worker_lost_after: Duration,
     pub purge_interval: Duration,
+}
+
+impl Liveness {
+    /// The settings of a store's backend: the defaults for the embedded store,
+    /// `[storage.postgres]` for PostgreSQL.
+    pub fn for_backend(config: &TaskerConfig, backend: Backend) -> Self {
+        match backend {
+            Backend::Embedded => Self::default(),
+            Backend::Postgres => {
+                let postgres = &config.storage.postgres;
+                Self {
+                    heartbeat_interval: Duration::from_millis(postgres.heartbeat_interval_ms.max(1)),
+                    worker_lost_after: Duration::from_millis(postgres.worker_lost_after_ms),
+                    purge_interval: Duration::from_millis(postgres.purge_interval_ms.max(1)),
+                }
+            }
+        }
+    }
 }
 
 impl Default for Liveness {
@@ -226,7 +245,7 @@ impl System {
             pid: std::process::id(),
             host: hostname(),
         };
-        let liveness = Liveness::default();
+        let liveness = Liveness::for_backend(&system.config, system.store.backend());
         let task = system.runtime.spawn(maintain(
             Arc::clone(&system.store),
             Arc::clone(&system.beat),
@@ -663,18 +682,20 @@ fn runtime(config: &TaskerConfig) -> Result<tokio::runtime::Runtime, std::io::Er
         .build()
 }
 
-/// The store a database URL asks for: PostgreSQL, or without one the embedded store.
+/// The store a database URL asks for: PostgreSQL (connected and migrated now, so a bad
+/// URL or an unreachable server is an error here), or without one the embedded store.
 fn open_store(
     config: &TaskerConfig,
     database_url: Option<&str>,
-    _runtime: &tokio::runtime::Handle,
+    runtime: &tokio::runtime::Handle,
 ) -> Result<Arc<dyn TaskStore>, StoreError> {
     match database_url {
         None => Ok(Arc::new(MemoryStore::new(MemoryLimits::from(&config.storage.embedded)))),
-        Some(url) => Err(StoreError::Schema(format!(
-            "the PostgreSQL store is not available in this build (asked for {})",
-            redact_url(url)
-        ))),
+        Some(url) => {
+            let settings = StoreSettings::from_config(&config.storage.postgres, config.orchestration.input_schema);
+            let store = runtime.block_on(PostgresStore::connect(url, settings))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -745,36 +766,10 @@ fn describe_source(source: &ConfigSource) -> String {
     }
 }
 
-/// `url` without its password (in the user part or a `password=` parameter), for messages.
+/// `url` without its password (in the user part, a `password=` parameter or the
+/// key/value form's `password` key), for messages.
 pub fn redact_url(url: &str) -> String {
-    let mut shown = match url.find("://") {
-        Some(scheme_end) => {
-            let rest = &url[scheme_end + 3..];
-            let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => {
-                    let userinfo = &rest[..at];
-                    let user = userinfo.split(':').next().unwrap_or("");
-                    let redacted = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
-                    format!("{}{}@{}", &url[..scheme_end + 3], redacted, &rest[at + 1..])
-                }
-                None => url.to_string(),
-            }
-        }
-        None => url.to_string(),
-    };
-    if let Some(query_start) = shown.find('?') {
-        let (base, query) = shown.split_at(query_start + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        shown = format!("{base}{}", query.join("&"));
-    }
-    shown
+    crate::store::postgres::redact(url)
 }
 
 fn hostname() -> String {
@@ -799,6 +794,6 @@ mod tests {
             redact_url("postgresql://u:p@h/d?sslmode=off&password=x"),
             "postgresql://u:***@h/d?sslmode=off&password=***"
         );
-        assert_eq!(redact_url("host=/tmp password=x"), "host=/tmp password=x");
+        assert_eq!(redact_url("host=/tmp password=x"), "host=/tmp password=***");
     }
 }

@@ -115,7 +115,7 @@ fn shipped_base_files_set_every_leaf_key_of_the_defaults() {
     let missing: Vec<_> = expected.difference(&in_base).collect();
     assert!(missing.is_empty(), "keys of TaskerConfig missing from config/tasker/base: {missing:?}");
     assert!(expected.contains(&format!("{HD}.max_concurrent_handlers")));
-    assert_eq!(expected.len(), 23, "leaf count of TaskerConfig changed: {expected:?}");
+    assert_eq!(expected.len(), 36, "leaf count of TaskerConfig changed: {expected:?}");
 }
 
 #[test]
@@ -578,6 +578,19 @@ fn every_bounded_key_rejects_a_value_out_of_range_naming_file_and_key() {
         ("storage.embedded.finished_task_retention_seconds".to_owned(), "315360001"),
         ("storage.embedded.finished_task_memory_budget_bytes".to_owned(), "1099511627777"),
         ("storage.embedded.max_unfinished_tasks".to_owned(), "0"),
+        ("storage.postgres.pool_size".to_owned(), "0"),
+        ("storage.postgres.pool_wait_timeout_ms".to_owned(), "0"),
+        ("storage.postgres.claim_batch_size".to_owned(), "1001"),
+        ("storage.postgres.prefetch".to_owned(), "0"),
+        ("storage.postgres.heartbeat_interval_ms".to_owned(), "9"),
+        ("storage.postgres.worker_lost_after_ms".to_owned(), "1999"),
+        ("storage.postgres.poll_interval_ms".to_owned(), "0"),
+        ("storage.postgres.finished_task_retention_seconds".to_owned(), "315360001"),
+        ("storage.postgres.purge_batch_size".to_owned(), "0"),
+        ("storage.postgres.purge_interval_ms".to_owned(), "9"),
+        ("storage.postgres.reconnect_initial_ms".to_owned(), "60001"),
+        ("storage.postgres.reconnect_max_ms".to_owned(), "600001"),
+        ("storage.postgres.listener_ping_interval_ms".to_owned(), "99"),
         ("orchestration.default_retry.max_attempts".to_owned(), "0"),
         ("orchestration.default_retry.backoff_base_ms".to_owned(), "999999"),
         ("orchestration.default_retry.max_backoff_ms".to_owned(), "86400001"),

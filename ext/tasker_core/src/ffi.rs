@@ -130,7 +130,7 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
         let (template_path, templates_loaded) = load_templates(ruby, &system, &request)?;
 
         let concurrency = request.concurrency(system.config());
-        let dispatch = request.dispatch(&config);
+        let dispatch = request.dispatch(&config, system.backend());
         let start = || system.start_ffi_worker(dispatch, concurrency);
         let outcome = if system.store().blocks_on_io() {
             match settle(ruby, "bootstrap_worker", without_gvl(start, || {}))? {

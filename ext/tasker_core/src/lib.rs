@@ -16,6 +16,8 @@ mod errors;
 mod event;
 mod ffi;
 mod gvl;
+mod logging;
+mod migrate;
 mod options;
 mod raw;
 mod step_event;
@@ -32,6 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
+    logging::install();
     errors::define_classes(ruby)?;
     system::install_fork_hook();
     event::init(ruby)?;
@@ -64,6 +67,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     module.define_module_function("tasks", function!(ffi::tasks, 1))?;
     module.define_module_function("stats", function!(ffi::stats, 0))?;
     module.define_module_function("workers", function!(ffi::workers, 0))?;
+    module.define_module_function("migrate_database", function!(migrate::migrate_database, 1))?;
     module.define_module_function("metrics_text", function!(ffi::metrics_text, 0))?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Typed configuration of the worker and the embedded orchestrator.
+//! Typed configuration of the worker and the stores (embedded and PostgreSQL).
 //!
 //! The structs here mirror `config/tasker/base/*.toml` one to one; every field is read
 //! somewhere in the crate or in the Ruby worker (no dead config). `loader` merges the
@@ -128,6 +128,7 @@ impl Default for OrchestrationConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub embedded: EmbeddedStoreConfig,
+    pub postgres: PostgresStoreConfig,
 }
 
 /// `[storage.embedded]`: the in-memory store's limits. Finished tasks stay readable for
@@ -152,6 +153,69 @@ impl Default for EmbeddedStoreConfig {
             finished_task_retention_seconds: 3600,
             finished_task_memory_budget_bytes: 64 * 1024 * 1024,
             max_unfinished_tasks: 100_000,
+        }
+    }
+}
+
+/// `[storage.postgres]`: the PostgreSQL store (used when a database URL is given; the URL
+/// itself never comes from a file). Its liveness settings also drive the process's
+/// heartbeat and the expiry of dead workers' steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresStoreConfig {
+    /// Connections per process (claims, completions, heartbeats and reads share them; the
+    /// change listener has its own).
+    pub pool_size: usize,
+    /// How long a call waits for a free connection before it fails (and is retried).
+    pub pool_wait_timeout_ms: u64,
+    /// Most steps one claim statement takes: one round trip for up to this many.
+    pub claim_batch_size: usize,
+    /// Steps a worker may hold at once on PostgreSQL (running, or claimed and waiting for a
+    /// handler thread): raises `max_concurrent_handlers` to at least this unless it was set
+    /// explicitly, so claims come in batches and their round trips overlap the handlers'
+    /// work. A SIGKILLed worker's held steps run again after `worker_lost_after_ms`.
+    pub prefetch: usize,
+    /// How often a worker process refreshes its heartbeat (and looks for dead workers).
+    pub heartbeat_interval_ms: u64,
+    /// A worker silent this long is dead: its steps fail as retryable `worker_lost` and
+    /// run again elsewhere. At least twice the heartbeat interval, so one slow beat is
+    /// not death.
+    pub worker_lost_after_ms: u64,
+    /// Fallback polling when no notification arrives: a lost NOTIFY costs at most this.
+    pub poll_interval_ms: u64,
+    /// Finished tasks older than this are deleted, with their steps (a tombstone says
+    /// when, for as long again).
+    pub finished_task_retention_seconds: u64,
+    /// Tasks deleted per retention statement (short transactions, no long locks).
+    pub purge_batch_size: usize,
+    /// How often retention runs.
+    pub purge_interval_ms: u64,
+    /// First reconnect delay after the database became unreachable.
+    pub reconnect_initial_ms: u64,
+    /// Longest reconnect delay.
+    pub reconnect_max_ms: u64,
+    /// How often the change listener pings its connection (a half-open TCP connection
+    /// would otherwise stay silent).
+    pub listener_ping_interval_ms: u64,
+}
+
+impl Default for PostgresStoreConfig {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            pool_wait_timeout_ms: 10_000,
+            claim_batch_size: 64,
+            prefetch: 128,
+            heartbeat_interval_ms: 1_000,
+            worker_lost_after_ms: 5_000,
+            poll_interval_ms: 1_000,
+            // A week: long enough to look at what happened, short enough to stay small.
+            finished_task_retention_seconds: 7 * 24 * 3600,
+            purge_batch_size: 500,
+            purge_interval_ms: 10_000,
+            reconnect_initial_ms: 50,
+            reconnect_max_ms: 5_000,
+            listener_ping_interval_ms: 10_000,
         }
     }
 }

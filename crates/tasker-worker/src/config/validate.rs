@@ -74,6 +74,47 @@ pub fn validate(config: &TaskerConfig) -> Vec<ConfigProblem> {
     );
     checks.range(&format!("{SE}.max_unfinished_tasks"), embedded.max_unfinished_tasks, 1, 100_000_000);
 
+    let postgres = &config.storage.postgres;
+    const SP: &str = "storage.postgres";
+    checks.range(&format!("{SP}.pool_size"), postgres.pool_size, 1, 1000);
+    checks.range(&format!("{SP}.pool_wait_timeout_ms"), postgres.pool_wait_timeout_ms, 1, MAX_DURATION_MS);
+    checks.range(&format!("{SP}.claim_batch_size"), postgres.claim_batch_size, 1, 1000);
+    checks.range(&format!("{SP}.prefetch"), postgres.prefetch, 1, 10_000);
+    checks.range(&format!("{SP}.heartbeat_interval_ms"), postgres.heartbeat_interval_ms, 10, 600_000);
+    checks.range(&format!("{SP}.worker_lost_after_ms"), postgres.worker_lost_after_ms, 20, MAX_DURATION_MS);
+    if postgres.worker_lost_after_ms < 2 * postgres.heartbeat_interval_ms {
+        checks.problems.push(ConfigProblem {
+            key: format!("{SP}.worker_lost_after_ms"),
+            message: format!(
+                "must be at least twice {SP}.heartbeat_interval_ms ({}), got {}",
+                postgres.heartbeat_interval_ms, postgres.worker_lost_after_ms
+            ),
+            related_key: Some(format!("{SP}.heartbeat_interval_ms")),
+        });
+    }
+    checks.range(&format!("{SP}.poll_interval_ms"), postgres.poll_interval_ms, 1, 3_600_000);
+    checks.range(
+        &format!("{SP}.finished_task_retention_seconds"),
+        postgres.finished_task_retention_seconds,
+        0,
+        MAX_RETENTION_SECONDS,
+    );
+    checks.range(&format!("{SP}.purge_batch_size"), postgres.purge_batch_size, 1, 100_000);
+    checks.range(&format!("{SP}.purge_interval_ms"), postgres.purge_interval_ms, 10, MAX_DURATION_MS);
+    checks.range(&format!("{SP}.reconnect_initial_ms"), postgres.reconnect_initial_ms, 1, 60_000);
+    checks.range(&format!("{SP}.reconnect_max_ms"), postgres.reconnect_max_ms, 1, 600_000);
+    if postgres.reconnect_max_ms < postgres.reconnect_initial_ms {
+        checks.problems.push(ConfigProblem {
+            key: format!("{SP}.reconnect_max_ms"),
+            message: format!(
+                "must not be less than {SP}.reconnect_initial_ms ({}), got {}",
+                postgres.reconnect_initial_ms, postgres.reconnect_max_ms
+            ),
+            related_key: Some(format!("{SP}.reconnect_initial_ms")),
+        });
+    }
+    checks.range(&format!("{SP}.listener_ping_interval_ms"), postgres.listener_ping_interval_ms, 100, 3_600_000);
+
     let retry = &orchestration.default_retry;
     const DR: &str = "orchestration.default_retry";
     checks.range(&format!("{DR}.max_attempts"), retry.max_attempts, 1, 1000);
@@ -208,6 +249,19 @@ mod tests {
 
         config.orchestration.default_retry.backoff_base_ms = 5000;
         assert_eq!(validate(&config), Vec::new());
+    }
+
+    #[test]
+    fn a_worker_lost_limit_under_two_heartbeats_names_both_keys() {
+        let mut config = TaskerConfig::default();
+        config.storage.postgres.heartbeat_interval_ms = 4000;
+        let problems = validate(&config);
+        assert_eq!(keys(&problems), ["storage.postgres.worker_lost_after_ms"]);
+        assert_eq!(problems[0].related_key.as_deref(), Some("storage.postgres.heartbeat_interval_ms"));
+        config.storage.postgres.worker_lost_after_ms = 8000;
+        assert_eq!(validate(&config), Vec::new());
+        config.storage.postgres.reconnect_max_ms = 10;
+        assert_eq!(keys(&validate(&config)), ["storage.postgres.reconnect_max_ms"]);
     }
 
     #[test]

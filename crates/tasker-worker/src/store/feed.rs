@@ -221,6 +221,11 @@ impl ChangeFeed {
         self.watched.lock().contains_key(uuid)
     }
 
+    /// Every task someone waits for now (a store whose retention runs in SQL passes them).
+    pub fn watched_tasks(&self) -> Vec<Uuid> {
+        self.watched.lock().keys().copied().collect()
+    }
+
     // ------------------------------------------------------------ cancelled tasks
 
     /// A cancel of these tasks was asked for.

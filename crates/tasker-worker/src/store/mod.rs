@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 mod feed;
 pub mod memory;
+pub mod postgres;
 mod views;
 
 use std::sync::Arc;

@@ -5,6 +5,12 @@
 //! in-flight `DispatchSlot` and a reserved place in the dispatch channel. With no slot
 //! free or the channel full it simply waits; it never spawns or buffers unbounded work.
 //!
+//! Busy, it claims in batches: while more than `refill_below` steps are still held
+//! (running or waiting for a handler thread) it waits for further slots instead of
+//! claiming each one as it frees up, so a store whose every call is a round trip (and a
+//! commit) sees few, large claims. The embedded store refills at once (`refill_below` =
+//! capacity): its claims cost no round trip.
+//!
 //! Idle, it sleeps until the store's feed says steps may be ready, the earliest scheduled
 //! step is due, or the feed's poll interval passes (a lost notification costs only that).
 //! An unavailable store is retried with a growing backoff; nothing is claimed meanwhile.
@@ -34,6 +40,9 @@ pub struct StepExecutorActor {
     slots: DispatchSlots,
     dispatch_sender: mpsc::Sender<DispatchHandlerMessage>,
     default_timeout: Duration,
+    /// Claim only once the steps held (excluding the reservations for the claim) are at
+    /// or below this; see the module documentation.
+    refill_below: usize,
     counters: Arc<PipelineCounters>,
     stop: CancellationToken,
 }
@@ -54,7 +63,20 @@ impl StepExecutorActor {
         default_timeout: Duration,
         counters: Arc<PipelineCounters>,
     ) -> Self {
-        Self { store, worker_id, slots, dispatch_sender, default_timeout, counters, stop: CancellationToken::new() }
+        // A store that blocks on I/O refills at half its capacity: the other half keeps
+        // the handler threads busy during the claim's round trip.
+        let capacity = slots.capacity();
+        let refill_below = if store.blocks_on_io() { capacity / 2 } else { capacity };
+        Self {
+            store,
+            worker_id,
+            slots,
+            dispatch_sender,
+            default_timeout,
+            refill_below,
+            counters,
+            stop: CancellationToken::new(),
+        }
     }
 
     pub fn spawn(self, runtime: &tokio::runtime::Handle) -> StepExecutorHandle {
@@ -73,7 +95,16 @@ impl StepExecutorActor {
             // 1. Capacity for at least one step: a slot, then room in the channel.
             let Some(first) = self.reserve_one().await else { return };
             let mut reserved = vec![first];
-            // 2. Claim as many ready steps as we hold capacity for.
+            // 2. While enough steps are still held, wait for more capacity (a batch).
+            while reserved.len() < CLAIM_BATCH
+                && self.slots.in_flight().saturating_sub(reserved.len()) > self.refill_below
+            {
+                match self.reserve_one().await {
+                    Some(more) => reserved.push(more),
+                    None => return,
+                }
+            }
+            // 3. Claim as many ready steps as we hold capacity for.
             while reserved.len() < CLAIM_BATCH {
                 match self.try_reserve_one() {
                     Some(more) => reserved.push(more),
@@ -127,7 +158,7 @@ impl StepExecutorActor {
             }
             self.counters.dispatched(events.len());
             debug_assert!(events.len() <= reserved.len(), "the store claimed more steps than asked for");
-            // 3. Send each claimed step with the capacity reserved for it.
+            // 4. Send each claimed step with the capacity reserved for it.
             for (event, (slot, permit)) in events.drain(..).zip(reserved.drain(..)) {
                 permit.send(DispatchHandlerMessage::new(event, Some(slot)));
             }

@@ -2,6 +2,9 @@
 //! mailbox and hands batches of step results to the store, which records them,
 //! schedules retries and advances each task's DAG.
 //!
+//! Batches that wait in the mailbox while the store is busy are joined (up to
+//! `MAX_RECORD_BATCH` results) into the next call.
+//!
 //! A batch the store could not record (it was unavailable) is kept and tried again with
 //! a growing backoff until it is recorded; fencing by `event_id` makes the repeat safe.
 //! Meanwhile the mailbox fills and back-pressure reaches the senders: results wait, none
@@ -26,6 +29,10 @@ use crate::store::TaskStore;
 
 /// How long a stopping actor keeps trying an unavailable store.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
+/// Most results handed to the store in one call: the batches waiting in the mailbox are
+/// joined up to this many, so a store with a round trip per call (PostgreSQL) records
+/// what piled up while it was busy in one go instead of falling further behind.
+const MAX_RECORD_BATCH: usize = 512;
 
 /// Sends batches of results to a running `FFICompletionActor`.
 #[derive(Debug, Clone)]
@@ -73,6 +80,12 @@ impl FFICompletionActor {
     async fn run(mut self) {
         let mut backoff = StoreBackoff::default();
         while let Some(mut batch) = self.mailbox.recv().await {
+            while batch.len() < MAX_RECORD_BATCH {
+                match self.mailbox.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
             let mut stopping_since: Option<Instant> = None;
             // A batch that failed to record is left as it was, so these stay valid.
             self.facts.clear();

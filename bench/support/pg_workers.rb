@@ -1,0 +1,156 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+require "tmpdir"
+require_relative "helper"
+require_relative "../../spec/support/private_postgres"
+
+module Bench
+  # What the PostgreSQL measures share: a private server (fsync on, unix socket), a fresh
+  # database each, `tasker-worker` processes running the benchmark handlers on the
+  # benchmark templates, tasks created in one transaction (so they all become claimable
+  # at one commit, with the workers already idle), a cheap probe for "everything done",
+  # and the CPU time of the server's and the workers' processes.
+  class PgWorkers
+    ROOT = File.expand_path("../..", __dir__)
+    EXE = File.join(ROOT, "exe", "tasker-worker")
+    HANDLERS = File.join(ROOT, "bench", "support", "handlers.rb")
+    CLOCK_TICKS = 100.0
+
+    # Frontier steps left: none means every task is finished (an index probe of
+    # steps_unfinished, cheap to repeat every few milliseconds).
+    UNFINISHED = "SELECT EXISTS (SELECT 1 FROM tasker.steps WHERE status IN " \
+                 "('pending', 'enqueued', 'in_progress', 'waiting_for_retry') AND ready_at IS NOT NULL)"
+
+    Worker = Struct.new(:pid, :log, keyword_init: true)
+
+    attr_reader :url, :server
+
+    # @param prefix [String] the database's name prefix
+    def initialize(prefix:)
+      require "pg"
+      @server = PrivatePostgres.start
+      @url = @server.fresh_database(prefix: prefix)
+      @dir = Dir.mktmpdir("tasker-bench-pg")
+      @workers = []
+    end
+
+    # Starts `count` worker processes and waits until each has started.
+    # @param template_dir [String]
+    # @return [Array<Worker>]
+    def start_workers(count, concurrency:, template_dir:)
+      started = Array.new(count) do |i|
+        log = File.join(@dir, "worker-#{@workers.size + i}.log")
+        command = [RbConfig.ruby, "-I", File.join(ROOT, "lib"), EXE, "--database-url", @url, "--require", HANDLERS,
+                   "--templates", template_dir, "--concurrency", concurrency.to_s]
+        pid = Process.spawn({ "TASKER_DATABASE_URL" => nil }, *command,
+                            out: log, err: log)
+        Worker.new(pid: pid, log: log)
+      end
+      @workers.concat(started)
+      started.each { |worker| wait_started(worker) }
+      started
+    end
+
+    # Creates `count` tasks of `name` in one transaction; they become claimable together
+    # at its commit. @return [Float] monotonic time right after the commit
+    def create_at_once(conn, count, name:)
+      conn.exec("BEGIN")
+      conn.exec_params("SELECT count(tasker.create_task('bench', $1, NULL, jsonb_build_object('i', i))) " \
+                       "FROM generate_series(1, $2) AS i", [name, count])
+      conn.exec("COMMIT")
+      Helper.now
+    end
+
+    # Waits until every task of the database is finished. @return [Float] monotonic time
+    def wait_drained(conn, timeout:, interval: 0.02)
+      deadline = Helper.now + timeout
+      loop do
+        return Helper.now unless conn.exec(UNFINISHED).getvalue(0, 0) == "t"
+        raise MeasureError, "tasks still unfinished after #{timeout}s" if Helper.now > deadline
+
+        sleep interval
+      end
+    end
+
+    # @return [Hash] "complete" => n, ... over the whole database
+    def task_counts(conn)
+      conn.exec("SELECT status, count(*) FROM tasker.finished_tasks GROUP BY status").to_h do |row|
+        [row["status"], Integer(row["count"])]
+      end
+    end
+
+    # CPU seconds used so far by the server's processes (the postmaster's children) and
+    # by the workers.
+    # @return [Hash] :postgres, :workers
+    def cpu_seconds
+      postmaster = Integer(File.read(File.join(@server.root, "data", "postmaster.pid")).lines.first)
+      { postgres: children_of(postmaster).sum { |pid| ticks(pid) } / CLOCK_TICKS,
+        workers: @workers.sum { |worker| ticks(worker.pid) } / CLOCK_TICKS }
+    end
+
+    # Transactions committed in the database so far (the server flushes its statistics
+    # about once a second: read after a pause).
+    def commits(conn)
+      Integer(conn.exec("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+                  .getvalue(0, 0))
+    end
+
+    # Stops the workers and the server. `server: false` leaves the server to its watchdog
+    # (it stops when this process exits): for a process that is itself connected to it.
+    def stop(server: true)
+      @workers.each do |worker|
+        Process.kill("TERM", worker.pid)
+      rescue Errno::ESRCH
+        nil
+      end
+      @workers.each do |worker|
+        Process.wait(worker.pid)
+      rescue Errno::ECHILD
+        nil
+      end
+      @server&.stop if server
+      FileUtils.rm_rf(@dir)
+    end
+
+    # Kills a worker with SIGKILL. @return [Float] wall-clock seconds at the kill
+    def kill(worker)
+      Process.kill("KILL", worker.pid)
+      killed_at = Helper.wall
+      Process.wait(worker.pid)
+      @workers.delete(worker)
+      killed_at
+    end
+
+    private
+
+    def wait_started(worker, timeout: 60)
+      deadline = Helper.now + timeout
+      until File.read(worker.log).include?(" started: ")
+        if Process.waitpid(worker.pid, Process::WNOHANG) || Helper.now > deadline
+          raise MeasureError, "a tasker-worker did not start:\n#{File.read(worker.log)}"
+        end
+
+        sleep 0.05
+      end
+    end
+
+    def children_of(parent)
+      Dir.glob("/proc/[0-9]*/stat").filter_map do |path|
+        fields = File.read(path).split(") ").last.split
+        Integer(path[%r{/proc/(\d+)/}, 1]) if Integer(fields[1]) == parent
+      rescue Errno::ENOENT, Errno::ESRCH
+        nil
+      end
+    end
+
+    # utime + stime of a process, in clock ticks.
+    def ticks(pid)
+      fields = File.read("/proc/#{pid}/stat").split(") ").last.split
+      Integer(fields[11]) + Integer(fields[12])
+    rescue Errno::ENOENT
+      0
+    end
+  end
+end

@@ -1,0 +1,123 @@
+//! Worker liveness and retention: heartbeats (on the database's clock), the expiry of
+//! dead workers' leases — each step becomes a retryable `worker_lost` attempt recorded
+//! through the same path and rules as any result — and the purge of finished tasks.
+
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::claim::ClaimInfo;
+use super::sql;
+use super::store::PostgresStore;
+use crate::messages::{error_types, StepExecutionError, StepExecutionResult, StepIdentity};
+use crate::store::{RecordOutcome, StoreError, WorkerRegistration};
+
+/// How long one `purge_finished` call keeps deleting full batches.
+const PURGE_PATIENCE: Duration = Duration::from_secs(2);
+
+impl PostgresStore {
+    pub(super) async fn beat(&self, worker: &WorkerRegistration) -> Result<(), StoreError> {
+        let db = &self.db;
+        let client = db.client().await?;
+        let statement = client.prepare_cached(sql::HEARTBEAT).await.map_err(|e| db.failed("heartbeat", &e))?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &worker.worker_id,
+                    &worker.host,
+                    &(worker.pid.min(i32::MAX as u32) as i32),
+                    &worker.started_at,
+                    &(worker.in_flight.min(i32::MAX as usize) as i32),
+                    &(worker.concurrency.min(i32::MAX as usize) as i32),
+                ],
+            )
+            .await
+            .map_err(|e| db.failed("heartbeat", &e))?;
+        Ok(())
+    }
+
+    pub(super) async fn leave(&self, worker_id: &str) -> Result<(), StoreError> {
+        let db = &self.db;
+        let client = db.client().await?;
+        let statement =
+            client.prepare_cached(sql::DEREGISTER_WORKER).await.map_err(|e| db.failed("deregistering", &e))?;
+        client.execute(&statement, &[&worker_id]).await.map_err(|e| db.failed("deregistering", &e))?;
+        Ok(())
+    }
+
+    /// Fails the steps of workers whose heartbeat is older than `older_than` — unless this
+    /// process itself could not reach the database within that time: then the others'
+    /// heartbeats failed for the same reason (the server was down), and they get
+    /// `older_than` to beat again before anyone is called dead.
+    pub(super) async fn expire(&self, older_than: Duration) -> Result<Vec<RecordOutcome>, StoreError> {
+        let db = &self.db;
+        if db.reachable_for() < older_than {
+            return Ok(Vec::new());
+        }
+        let what = "expiring the leases of dead workers";
+        let seconds = older_than.as_secs_f64();
+        let rows = {
+            let client = db.client().await?;
+            let statement = client.prepare_cached(sql::LAPSED_LEASES).await.map_err(|e| db.failed(what, &e))?;
+            client.query(&statement, &[&seconds]).await.map_err(|e| db.failed(what, &e))?
+        };
+        let mut failed = Vec::new();
+        if !rows.is_empty() {
+            let mut batch = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let event_id: Uuid = row.get(2);
+                let attempts = row.get::<_, i32>(4).max(0) as u32;
+                let worker: Option<String> = row.get(6);
+                let worker = worker.unwrap_or_else(|| "an unknown worker".into());
+                self.claims.remember(
+                    event_id,
+                    ClaimInfo { revision_id: row.get(5), index: row.get::<_, i32>(3).max(0) as usize, attempts },
+                );
+                let error = StepExecutionError::new(
+                    format!(
+                        "worker {worker} stopped heartbeating for more than {} ms while running this step; \
+                         it runs again on another worker",
+                        older_than.as_millis()
+                    ),
+                    error_types::WORKER_LOST,
+                    true,
+                );
+                batch.push(StepExecutionResult::failure(error).with_identity(StepIdentity {
+                    event_id,
+                    task_uuid: row.get(0),
+                    step_uuid: row.get(1),
+                    attempt: attempts,
+                }));
+            }
+            let outcomes = self.record_batch(&mut batch).await?;
+            // Counted (and logged) by the maintenance task.
+            failed = outcomes.into_iter().filter(|o| !o.is_stale()).collect();
+        }
+        let client = db.client().await?;
+        let statement = client.prepare_cached(sql::FORGET_DEAD_WORKERS).await.map_err(|e| db.failed(what, &e))?;
+        client.execute(&statement, &[&seconds]).await.map_err(|e| db.failed(what, &e))?;
+        Ok(failed)
+    }
+
+    pub(super) async fn purge(&self) -> Result<usize, StoreError> {
+        let db = &self.db;
+        let what = "deleting finished tasks past their retention";
+        let client = db.client().await?;
+        let statement = client.prepare_cached(sql::PURGE_FINISHED).await.map_err(|e| db.failed(what, &e))?;
+        let retention = self.settings.retention.as_secs_f64();
+        let batch = self.settings.purge_batch_size.min(i32::MAX as usize) as i32;
+        let started = Instant::now();
+        let mut purged = 0;
+        loop {
+            let keep: Vec<Uuid> = self.feed.watched_tasks();
+            let row =
+                client.query_one(&statement, &[&retention, &batch, &keep]).await.map_err(|e| db.failed(what, &e))?;
+            let deleted = row.get::<_, i32>(0).max(0) as usize;
+            purged += deleted;
+            if deleted < batch as usize || started.elapsed() >= PURGE_PATIENCE {
+                return Ok(purged);
+            }
+        }
+    }
+}

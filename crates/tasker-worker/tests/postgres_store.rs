@@ -1,0 +1,263 @@
+//! What only the PostgreSQL store does, on a real server (each test its own database):
+//! several stores (processes) sharing one database, the leases of dead workers, claims
+//! repeated under the same claim id, tasks created by SQL inside the caller's
+//! transaction, and results PostgreSQL cannot store.
+
+mod pg;
+mod store_contract;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use uuid::Uuid;
+
+use store_contract::{claim, claim_n, create, names, one_step, record, register, status, success, LINEAR, PATIENCE};
+use tasker_worker::postgres::{PostgresStore, StoreSettings};
+use tasker_worker::{
+    error_types, rules::AttemptDecision, NewTask, PostgresStoreConfig, RecordOutcome, StepExecutionResult, StepStatus,
+    StoreError, TaskStatus, TaskStore, WorkerRegistration,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn store_on(url: &str) -> Arc<PostgresStore> {
+    let config = PostgresStoreConfig { poll_interval_ms: 200, ..PostgresStoreConfig::default() };
+    let store = PostgresStore::connect(url, StoreSettings::from_config(&config, Default::default()))
+        .await
+        .unwrap_or_else(|e| panic!("the store did not open on {url}: {e}"));
+    Arc::new(store)
+}
+
+async fn fresh_store() -> (pg::TestDatabase, Arc<PostgresStore>) {
+    let db = pg::server().fresh_database().await;
+    let store = store_on(&db.url).await;
+    (db, store)
+}
+
+fn worker(id: &str) -> WorkerRegistration {
+    WorkerRegistration {
+        worker_id: id.into(),
+        host: "test-host".into(),
+        pid: 1,
+        started_at: SystemTime::now(),
+        concurrency: 4,
+        in_flight: 0,
+    }
+}
+
+async fn claim_as(
+    store: &dyn TaskStore,
+    worker_id: &str,
+    claim_id: Uuid,
+    max: usize,
+) -> Vec<tasker_worker::StepExecutionEvent> {
+    let mut out = Vec::new();
+    store.claim(worker_id, claim_id, max, TIMEOUT, &mut out).await.expect("claim works");
+    out
+}
+
+#[tokio::test]
+async fn a_task_created_by_one_process_is_claimed_by_the_process_that_loaded_its_template() {
+    let db = pg::server().fresh_database().await;
+    let (client, worker_a, worker_b) = (store_on(&db.url).await, store_on(&db.url).await, store_on(&db.url).await);
+    let orders = register(worker_a.as_ref(), &one_step("shop", "order", "1.0.0")).await;
+    register(worker_b.as_ref(), &one_step("shop", "refund", "1.0.0")).await;
+
+    // The client registered nothing: the template is in the database.
+    let task = create(client.as_ref(), &orders, json!({"order": 42})).await;
+    assert!(claim(worker_b.as_ref(), 10).await.is_empty(), "worker B claimed a step of a template it never loaded");
+    assert!(claim(client.as_ref(), 10).await.is_empty(), "a process with no templates claims nothing");
+    let event = claim_n(worker_a.as_ref(), 1).await.remove(0);
+    assert_eq!((event.task_uuid, event.payload.task.context.as_ref()), (task, &json!({"order": 42})));
+
+    // The client sees it run, then waits for it across processes (woken by NOTIFY).
+    assert_eq!(status(client.as_ref(), task).await.status, TaskStatus::InProgress);
+    let waiter = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { tasker_worker::wait_for_task(client.as_ref(), task, PATIENCE).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    record(worker_a.as_ref(), success(&event, json!({"paid": true}))).await;
+    let done = waiter.await.unwrap().unwrap().expect("the task finished in time");
+    assert_eq!(done.status, TaskStatus::Complete);
+    assert_eq!(done.step("only").unwrap().result.as_deref(), Some(&json!({"paid": true})));
+    let templates = client.templates().await.unwrap();
+    let listed: Vec<String> = templates.iter().map(|t| format!("{}/{}", t.namespace, t.name)).collect();
+    assert_eq!(listed, ["shop/order", "shop/refund"], "every process's templates are listed everywhere");
+}
+
+#[tokio::test]
+async fn a_dead_workers_steps_fail_as_worker_lost_and_run_again_elsewhere() {
+    let db = pg::server().fresh_database().await;
+    let (dead, alive) = (store_on(&db.url).await, store_on(&db.url).await);
+    let t = register(dead.as_ref(), LINEAR).await;
+    register(alive.as_ref(), LINEAR).await;
+    let task = create(dead.as_ref(), &t, json!({})).await;
+    dead.heartbeat(&worker("w-dead")).await.unwrap();
+    alive.heartbeat(&worker("w-alive")).await.unwrap();
+    let lost = claim_as(dead.as_ref(), "w-dead", Uuid::new_v4(), 1).await.remove(0);
+
+    // Heartbeats go on for the live worker only.
+    let limit = Duration::from_millis(400);
+    assert_eq!(alive.expire_dead_workers(limit).await.unwrap().len(), 0, "nobody is late yet");
+    let until = Instant::now() + limit + Duration::from_millis(200);
+    while Instant::now() < until {
+        alive.heartbeat(&worker("w-alive")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(alive.expire_dead_workers(limit).await.unwrap().len(), 1);
+    let workers: Vec<String> = alive.workers().await.unwrap().into_iter().map(|w| w.worker_id).collect();
+    assert_eq!(workers, ["w-alive"], "the dead worker is forgotten");
+
+    let v = status(alive.as_ref(), task).await;
+    let step = v.step("a").unwrap();
+    assert_eq!(step.status, StepStatus::WaitingForRetry);
+    assert_eq!(step.error.as_ref().unwrap().error_type, error_types::WORKER_LOST);
+    assert!(step.error.as_ref().unwrap().message.contains("w-dead"), "{:?}", step.error);
+    assert_eq!(step.history.last().unwrap().outcome, "worker_lost");
+
+    let again = claim_n(alive.as_ref(), 1).await.remove(0);
+    assert_eq!(again.payload.workflow_step.name, "a");
+    assert_eq!(again.payload.workflow_step.attempts, 2, "the lost attempt counts");
+    // The dead worker's late result is fenced off.
+    assert!(record(dead.as_ref(), success(&lost, json!("late"))).await.is_stale());
+    assert!(!record(alive.as_ref(), success(&again, json!("a"))).await.is_stale());
+    assert_eq!(step_status_of(alive.as_ref(), task, "b").await, StepStatus::Enqueued);
+}
+
+async fn step_status_of(store: &dyn TaskStore, task: Uuid, name: &str) -> StepStatus {
+    status(store, task).await.step(name).unwrap().status
+}
+
+#[tokio::test]
+async fn a_repeated_claim_id_answers_the_steps_still_leased_under_it() {
+    let (_db, store) = fresh_store().await;
+    let t = register(store.as_ref(), &one_step("again", "one", "1.0.0")).await;
+    for _ in 0..3 {
+        create(store.as_ref(), &t, json!({})).await;
+    }
+    let claim_id = Uuid::new_v4();
+    let first = claim_as(store.as_ref(), "w-1", claim_id, 2).await;
+    assert_eq!(first.len(), 2);
+    let repeated = claim_as(store.as_ref(), "w-1", claim_id, 5).await;
+    let ids = |events: &[tasker_worker::StepExecutionEvent]| {
+        let mut ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&repeated), ids(&first), "the same steps, same event ids, nothing new");
+    assert_eq!(repeated[0].payload.workflow_step.attempts, 1, "a repeat is not another attempt");
+
+    record(store.as_ref(), success(&first[0], json!(1))).await;
+    let rest = claim_as(store.as_ref(), "w-1", claim_id, 5).await;
+    assert_eq!(ids(&rest), ids(&first[1..]), "only what is still leased under it");
+    let third = claim_as(store.as_ref(), "w-1", Uuid::new_v4(), 5).await;
+    assert_eq!(third.len(), 1, "a new claim id claims the rest");
+    assert!(!ids(&first).contains(&third[0].event_id));
+}
+
+#[tokio::test]
+async fn a_result_postgresql_cannot_store_is_recorded_as_a_failed_attempt_and_the_batch_goes_on() {
+    let (_db, store) = fresh_store().await;
+    let t = register(store.as_ref(), &one_step("nul", "one", "1.0.0")).await;
+    let (bad_task, good_task) =
+        (create(store.as_ref(), &t, json!({})).await, create(store.as_ref(), &t, json!({})).await);
+    let events = claim_n(store.as_ref(), 2).await;
+    let event_of = |task: Uuid| events.iter().find(|e| e.task_uuid == task).unwrap();
+    let mut batch = vec![
+        success(event_of(bad_task), json!({"text": "a\u{0}b"})),
+        success(event_of(good_task), json!({"text": "fine"})),
+    ];
+    let outcomes = store.record(&mut batch).await.expect("the batch is recorded");
+    assert!(batch.is_empty());
+    assert_eq!(outcomes[0].decision(), Some(AttemptDecision::Fail));
+    assert_eq!(outcomes[1].decision(), Some(AttemptDecision::Complete));
+    let bad = status(store.as_ref(), bad_task).await;
+    assert_eq!(bad.status, TaskStatus::Error);
+    let error = bad.step("only").unwrap().error.clone().unwrap();
+    assert_eq!(error.error_type, "result_not_storable");
+    assert!(error.message.contains("$.text") && error.message.contains("NUL"), "{}", error.message);
+    assert_eq!(status(store.as_ref(), good_task).await.status, TaskStatus::Complete);
+
+    // A NUL in an error's text is kept, replaced.
+    let task = create(store.as_ref(), &t, json!({})).await;
+    let event = claim_n(store.as_ref(), 1).await.remove(0);
+    let failure = StepExecutionResult::failure(tasker_worker::StepExecutionError::new("bad\u{0}byte", "Boom", false))
+        .with_identity(event.identity());
+    assert!(matches!(record(store.as_ref(), failure).await, RecordOutcome::Recorded { .. }));
+    let recorded = status(store.as_ref(), task).await.step("only").unwrap().error.clone().unwrap();
+    assert_eq!(recorded.message, "bad\u{fffd}byte");
+
+    // A context with a NUL is refused, naming where.
+    let refused = store.create_task(NewTask::new("nul", "one", json!({"k": ["\u{0}"]}))).await;
+    assert!(matches!(&refused, Err(StoreError::InvalidContext(m)) if m.contains("$.k[0]")), "{refused:?}");
+}
+
+#[tokio::test]
+async fn tasker_create_task_exists_only_if_the_callers_transaction_commits_and_wakes_workers_then() {
+    let (db, store) = fresh_store().await;
+    let t = register(store.as_ref(), &one_step("app", "signup", "1.0.0")).await;
+    let mut client = db.connect().await;
+
+    let rolled_back: Uuid = {
+        let transaction = client.transaction().await.unwrap();
+        let row = transaction
+            .query_one("SELECT tasker.create_task('app', 'signup', NULL, '{\"user\": 1}'::jsonb)", &[])
+            .await
+            .unwrap();
+        transaction.rollback().await.unwrap();
+        row.get(0)
+    };
+    assert!(matches!(store.task_status(rolled_back).await, Err(StoreError::TaskNotFound(_))));
+    assert!(claim(store.as_ref(), 10).await.is_empty(), "a rolled-back task left a step behind");
+
+    let transaction = client.transaction().await.unwrap();
+    let committed: Uuid = transaction
+        .query_one("SELECT tasker.create_task('app', 'signup', NULL, '{\"user\": 2}'::jsonb)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Not visible, and no wake-up, before the commit.
+    assert!(matches!(store.task_status(committed).await, Err(StoreError::TaskNotFound(_))));
+    let feed = Arc::clone(store.feed());
+    // Wake-ups from before (the listener's first connect) are kept as a permit: use them up.
+    while tokio::time::timeout(Duration::from_millis(50), feed.ready()).await.is_ok() {}
+    let woken = tokio::spawn(async move {
+        let started = Instant::now();
+        tokio::time::timeout(PATIENCE, feed.ready()).await.map(|_| started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!woken.is_finished(), "a worker woke before the commit");
+    transaction.commit().await.unwrap();
+    let after = woken.await.unwrap().expect("the commit woke the worker");
+    assert!(after >= Duration::from_millis(100));
+    let event = claim_n(store.as_ref(), 1).await.remove(0);
+    assert_eq!((event.task_uuid, event.payload.task.context.as_ref()), (committed, &json!({"user": 2})));
+    assert_eq!(status(store.as_ref(), committed).await.version, t.version);
+
+    // SQL callers get the same errors, with what exists.
+    let unknown = client.query_one("SELECT tasker.create_task('app', 'nope', NULL, '{}')", &[]).await.unwrap_err();
+    let db_error = unknown.as_db_error().expect("a server error");
+    assert_eq!((db_error.code().code(), db_error.detail()), ("TK002", Some("signup")));
+}
+
+#[tokio::test]
+async fn steps_that_became_ready_together_are_claimed_in_template_order() {
+    // Two roots of one task become ready in the same statement: claimed in template order.
+    let (_db, store) = fresh_store().await;
+    let yaml = "\
+name: two_roots
+namespace_name: order
+version: 1.0.0
+steps:
+  - { name: b_first, handler: { callable: B } }
+  - { name: a_second, handler: { callable: A } }
+";
+    let t = register(store.as_ref(), yaml).await;
+    create(store.as_ref(), &t, json!({})).await;
+    let events = claim_n(store.as_ref(), 2).await;
+    let in_order: Vec<&str> = events.iter().map(|e| e.payload.workflow_step.name.as_str()).collect();
+    assert_eq!(in_order, ["b_first", "a_second"]);
+    assert_eq!(names(&events), ["a_second", "b_first"]);
+}
