@@ -2,9 +2,11 @@
 
 require "securerandom"
 
-# The task controls on the embedded store: cancel, retry, idempotency keys, delayed
-# starts, priorities, per-template limits, listing and stats. The same behaviours are
-# checked for every store by the Rust contract suite (crates/tasker-worker/tests).
+# The task controls: cancel, retry, idempotency keys, delayed starts, priorities,
+# per-template limits, listing and stats. On the embedded store here; spec/postgres runs
+# this file again on PostgreSQL (TASKER_SPEC_DATABASE_URL), except the embedded store's own
+# limits. The same behaviours are checked for every store by the Rust contract suite
+# (crates/tasker-worker/tests).
 RSpec.describe "Task controls (TaskerCore.cancel_task, retry_task, tasks, stats, create_task options)" do
   let(:ffi) { TaskerCore::FFI }
 
@@ -205,7 +207,7 @@ RSpec.describe "Task controls (TaskerCore.cancel_task, retry_task, tasks, stats,
       uuid = create(workflow)
       event = next_event(uuid)
       stats = TaskerCore.stats
-      expect(stats["backend"]).to eq("embedded")
+      expect(stats["backend"]).to eq(CoreHelpers::SPEC_DATABASE_URL ? "postgres" : "embedded")
       expect(stats["tasks"].keys).to match_array(ffi::TASK_STATUSES)
       expect(stats["tasks"]["in_progress"]).to be >= 1
       expect(stats["steps_in_flight"]).to be >= 1
@@ -223,7 +225,7 @@ RSpec.describe "Task controls (TaskerCore.cancel_task, retry_task, tasks, stats,
     end
   end
 
-  describe "limits of the embedded store" do
+  describe "limits of the embedded store", :embedded_only do
     def with_storage(toml)
       Dir.mktmpdir("tasker_core_storage") do |root|
         FileUtils.cp_r(File.expand_path("../../config/tasker/base", __dir__), root)

@@ -15,8 +15,11 @@ require "stringio"
 # fails.
 module CoreHelpers
   FFI = TaskerCore::FFI
-  # Options of the default core: the "test" environment (short timeouts).
-  DEFAULT_CORE = { environment: "test" }.freeze
+  # Options of the default core: the "test" environment (short timeouts), on PostgreSQL
+  # when TASKER_SPEC_DATABASE_URL names a database (spec/postgres runs spec files again
+  # that way, in a child process of their own).
+  SPEC_DATABASE_URL = ENV.fetch("TASKER_SPEC_DATABASE_URL", nil)
+  DEFAULT_CORE = { environment: "test", database_url: SPEC_DATABASE_URL }.compact.freeze
   # Longest the cleanup waits for leftovers (spec templates use deadlines of a few seconds).
   CLEANUP_TIMEOUT = 15.0
   UUID = /\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/.freeze
