@@ -78,8 +78,10 @@ module TaskerCore
       def signed?(token)
         return false unless token.is_a?(String)
 
-        nonce, mac = token.split("--", 2)
-        return false if nonce.nil? || mac.nil? || nonce.empty?
+        # The last "--": the nonce is URL-safe base64, which can contain "--" itself
+        # (about one token in 130); the MAC is hex and cannot.
+        nonce, separator, mac = token.rpartition("--")
+        return false if separator.empty? || nonce.empty? || mac.empty?
 
         expected = signature(nonce)
         expected.bytesize == mac.bytesize && Rack::Utils.secure_compare(expected, mac)
