@@ -121,7 +121,7 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
       stats = TaskerCore.stats
 
       expect([status, err]).to eq([0, ""])
-      expect(out).to include("backend    embedded")
+      expect(out).to include("backend    #{CoreHelpers::SPEC_DATABASE_URL ? "postgres" : "embedded"}")
       expect(out).to include("tasks      pending #{stats['tasks']['pending']} · in progress #{stats['tasks']['in_progress']} · " \
                              "complete #{stats['tasks']['complete'].to_s.reverse.scan(/\d{1,3}/).join(',').reverse}")
       expect(out).to match(/^steps      in flight \d+ · ready \d+ · waiting for retry \d+$/)
@@ -134,7 +134,7 @@ RSpec.describe "tasker-worker status, task and --web-port, against the real core
 
       expect(status).to eq(0)
       expect(JSON.parse(out).keys).to eq(%w[stats workers])
-      expect(JSON.parse(out)["stats"]["backend"]).to eq("embedded")
+      expect(JSON.parse(out)["stats"]["backend"]).to eq(CoreHelpers::SPEC_DATABASE_URL ? "postgres" : "embedded")
     end
   end
 

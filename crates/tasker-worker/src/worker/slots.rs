@@ -4,6 +4,7 @@
 //! A `DispatchSlot` is taken before a step is claimed and travels with the step; it is
 //! given back when it is dropped, so a lost message can never leak capacity.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -13,6 +14,30 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct DispatchSlots {
     semaphore: Arc<Semaphore>,
     capacity: usize,
+    /// Slots the executor holds for a claim it has not made or finished yet: taken, but no
+    /// step is in flight in them (on PostgreSQL a claim takes a round trip, and while busy
+    /// the executor gathers slots for a batch), so they are not reported as in flight.
+    reserved: Arc<AtomicUsize>,
+}
+
+/// The executor's reservations for its next claim; see [`DispatchSlots::reservations`].
+/// Dropping it (the claimed steps sent, the rest given back) reports none again.
+#[derive(Debug)]
+pub struct Reservations {
+    reserved: Arc<AtomicUsize>,
+}
+
+impl Reservations {
+    /// How many slots are held for the claim now.
+    pub fn set(&self, count: usize) {
+        self.reserved.store(count, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Reservations {
+    fn drop(&mut self) {
+        self.reserved.store(0, Ordering::Relaxed);
+    }
 }
 
 /// One unit of in-flight capacity; released on drop.
@@ -23,7 +48,7 @@ pub struct DispatchSlot {
 
 impl DispatchSlots {
     pub fn new(capacity: usize) -> Self {
-        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity }
+        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity, reserved: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Waits for a free slot. Fails only after `close`.
@@ -45,9 +70,19 @@ impl DispatchSlots {
         self.capacity
     }
 
-    /// Slots currently taken.
-    pub fn in_flight(&self) -> usize {
+    /// Slots currently taken, reservations for a claim included.
+    pub fn taken(&self) -> usize {
         self.capacity.saturating_sub(self.semaphore.available_permits())
+    }
+
+    /// Steps in flight: slots taken by claimed steps (not by reservations for a claim).
+    pub fn in_flight(&self) -> usize {
+        self.taken().saturating_sub(self.reserved.load(Ordering::Relaxed))
+    }
+
+    /// The handle through which the (one) executor reports its reservations.
+    pub fn reservations(&self) -> Reservations {
+        Reservations { reserved: Arc::clone(&self.reserved) }
     }
 }
 
@@ -65,5 +100,17 @@ mod tests {
         drop(a);
         assert_eq!(slots.in_flight(), 1);
         assert!(slots.try_acquire().is_some());
+    }
+
+    #[test]
+    fn reservations_for_a_claim_are_taken_but_not_in_flight() {
+        let slots = DispatchSlots::new(4);
+        let _step = slots.try_acquire().expect("a claimed step's slot");
+        let held: Vec<_> = (0..2).map(|_| slots.try_acquire().expect("a reservation")).collect();
+        let reservations = slots.reservations();
+        reservations.set(held.len());
+        assert_eq!((slots.taken(), slots.in_flight()), (3, 1));
+        drop(reservations);
+        assert_eq!(slots.in_flight(), 3, "once claimed, they are steps in flight");
     }
 }

@@ -95,14 +95,19 @@ impl StepExecutorActor {
             // 1. Capacity for at least one step: a slot, then room in the channel.
             let Some(first) = self.reserve_one().await else { return };
             let mut reserved = vec![first];
+            // Until the claimed steps are sent, these slots are reservations, not steps
+            // in flight (what the heartbeat, the status and the metrics report).
+            let reservations = self.slots.reservations();
+            reservations.set(reserved.len());
             // 2. While enough steps are still held, wait for more capacity (a batch).
             while reserved.len() < CLAIM_BATCH
-                && self.slots.in_flight().saturating_sub(reserved.len()) > self.refill_below
+                && self.slots.taken().saturating_sub(reserved.len()) > self.refill_below
             {
                 match self.reserve_one().await {
                     Some(more) => reserved.push(more),
                     None => return,
                 }
+                reservations.set(reserved.len());
             }
             // 3. Claim as many ready steps as we hold capacity for.
             while reserved.len() < CLAIM_BATCH {
@@ -111,6 +116,7 @@ impl StepExecutorActor {
                     None => break,
                 }
             }
+            reservations.set(reserved.len());
             let claimed =
                 self.store.claim(&self.worker_id, claim_id, reserved.len(), self.default_timeout, &mut events).await;
             let next_due = match claimed {
@@ -120,6 +126,7 @@ impl StepExecutorActor {
                     claimed.next_due
                 }
                 Err(error) => {
+                    drop(reservations);
                     drop(reserved);
                     events.clear();
                     let wait = backoff.next_wait();
@@ -137,6 +144,7 @@ impl StepExecutorActor {
                 // Idle: give every reservation back, so an idle worker shows nothing in
                 // flight, and wait for a step to become ready. A wake-up that comes in
                 // between is kept by the feed's `Notify`, so none is lost.
+                drop(reservations);
                 drop(reserved);
                 let wake_after = match (next_due, feed.poll_interval()) {
                     (Some(due), Some(poll)) => Some(due.min(poll)),
