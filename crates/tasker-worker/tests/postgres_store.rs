@@ -97,6 +97,10 @@ async fn a_dead_workers_steps_fail_as_worker_lost_and_run_again_elsewhere() {
     dead.heartbeat(&worker("w-dead")).await.unwrap();
     alive.heartbeat(&worker("w-alive")).await.unwrap();
     let lost = claim_as(dead.as_ref(), "w-dead", Uuid::new_v4(), 1).await.remove(0);
+    // A backlog that became ready after the lost step: the step keeps its place ahead of it.
+    for _ in 0..3 {
+        create(alive.as_ref(), &t, json!({})).await;
+    }
 
     // Heartbeats go on for the live worker only.
     let limit = Duration::from_millis(400);
@@ -112,13 +116,13 @@ async fn a_dead_workers_steps_fail_as_worker_lost_and_run_again_elsewhere() {
 
     let v = status(alive.as_ref(), task).await;
     let step = v.step("a").unwrap();
-    assert_eq!(step.status, StepStatus::WaitingForRetry);
+    assert_eq!(step.status, StepStatus::Enqueued, "ready again at once");
     assert_eq!(step.error.as_ref().unwrap().error_type, error_types::WORKER_LOST);
     assert!(step.error.as_ref().unwrap().message.contains("w-dead"), "{:?}", step.error);
     assert_eq!(step.history.last().unwrap().outcome, "worker_lost");
 
     let again = claim_n(alive.as_ref(), 1).await.remove(0);
-    assert_eq!(again.payload.workflow_step.name, "a");
+    assert_eq!((again.task_uuid, again.payload.workflow_step.name.as_str()), (task, "a"), "claimed before the backlog");
     assert_eq!(again.payload.workflow_step.attempts, 2, "the lost attempt counts");
     // The dead worker's late result is fenced off.
     assert!(record(dead.as_ref(), success(&lost, json!("late"))).await.is_stale());

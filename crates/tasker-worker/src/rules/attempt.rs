@@ -54,6 +54,11 @@ pub fn decide_attempt(
     if !retry {
         return AttemptDecision::Fail;
     }
+    // A step whose worker died did nothing wrong: it runs again at once (and the stores
+    // keep its place in line), though the attempt counts.
+    if result.error.as_ref().is_some_and(|e| e.error_type == error_types::WORKER_LOST) {
+        return AttemptDecision::Retry { delay: Duration::ZERO };
+    }
     let suggested = result.error.as_ref().and_then(|e| e.retry_after);
     let delay = match suggested {
         Some(delay) => delay.min(MAX_SUGGESTED_DELAY),
@@ -102,6 +107,14 @@ mod tests {
 
     fn failure(retryable: bool) -> StepExecutionResult {
         StepExecutionResult::failure(StepExecutionError::new("boom", "Boom", retryable))
+    }
+
+    #[test]
+    fn a_lost_worker_s_step_retries_at_once_while_attempts_last() {
+        let lost = StepExecutionResult::failure(StepExecutionError::new("gone", error_types::WORKER_LOST, true));
+        assert_eq!(decide_attempt(&lost, 2, &policy(3), true, 0.5), AttemptDecision::Retry { delay: Duration::ZERO });
+        assert_eq!(decide_attempt(&lost, 3, &policy(3), true, 0.5), AttemptDecision::Fail);
+        assert_eq!(decide_attempt(&lost, 1, &policy(3), false, 0.5), AttemptDecision::Fail, "a stopped task");
     }
 
     #[test]

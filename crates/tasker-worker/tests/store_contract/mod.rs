@@ -552,12 +552,14 @@ steps:
     }
     let v = status(store.as_ref(), task).await;
     assert_eq!((v.status, step_status(&v, "c")), (TaskStatus::Error, StepStatus::Skipped));
+    assert_eq!(store.stats().await.unwrap().tasks_with(TaskStatus::Error), 1);
 
     let outcome = store.retry_task(task).await.unwrap();
     assert_eq!(outcome, RetryOutcome::Retrying { failed_steps: 1, skipped_steps: 1 });
     let v = status(store.as_ref(), task).await;
     assert_eq!(v.status, TaskStatus::InProgress);
     assert!(v.finished_at.is_none());
+    assert_eq!(store.stats().await.unwrap().tasks_with(TaskStatus::Error), 0, "no longer counted as failed");
     assert_eq!((step_status(&v, "b"), step_status(&v, "c")), (StepStatus::Enqueued, StepStatus::Pending));
     let b = claim_n(store.as_ref(), 1).await.remove(0);
     assert_eq!(b.payload.workflow_step.name, "b");
@@ -570,6 +572,8 @@ steps:
     assert_eq!(v.status, TaskStatus::Complete);
     assert_eq!(v.step("a").unwrap().attempts, 1);
     assert_eq!(v.step("b").unwrap().history.len(), 3, "the history keeps the failed attempts");
+    let counted = store.stats().await.unwrap();
+    assert_eq!((counted.tasks_with(TaskStatus::Complete), counted.tasks_with(TaskStatus::Error)), (1, 0));
     assert_eq!(store.retry_task(task).await.unwrap(), RetryOutcome::NotFailed(TaskStatus::Complete));
 }
 
@@ -782,6 +786,7 @@ pub async fn purging_forgets_finished_tasks_past_their_retention_and_says_so(sto
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(matches!(store.task_status(done).await, Err(StoreError::TaskEvicted { .. })));
+    assert_eq!(store.stats().await.unwrap().tasks_with(TaskStatus::Complete), 0, "a purged task is not counted");
     assert_eq!(status(store.as_ref(), running).await.status, TaskStatus::InProgress, "an unfinished task stays");
 }
 

@@ -275,10 +275,10 @@ FROM heads h
 JOIN tasker.tasks t ON t.task_uuid = h.task_uuid
 ORDER BY h.task_created_at DESC, h.task_seq DESC";
 
-/// Tasks by status: finished ones from `finished_tasks`, unfinished ones from their
-/// frontier steps (index-only scans of `finished_by_status` and `steps_unfinished`).
+/// Tasks by status: finished ones from the counters `finished_counts` (kept by triggers
+/// on `finished_tasks`), unfinished ones from their frontier steps (`steps_unfinished`).
 pub const TASK_COUNTS: &str = "
-SELECT f.status, count(*) FROM tasker.finished_tasks f GROUP BY f.status
+SELECT c.status, sum(c.tasks)::bigint FROM tasker.finished_counts c GROUP BY c.status
 UNION ALL
 SELECT CASE WHEN t.status = 'pending' AND o.running THEN 'in_progress' ELSE t.status END, count(*)
 FROM (SELECT s.task_uuid, bool_or(s.status = 'in_progress') AS running
