@@ -652,13 +652,17 @@ BEGIN
                      END,
             attempts = CASE WHEN e.kind = 'requeue' THEN greatest(s.attempts - 1, 0) ELSE s.attempts END,
             -- A retry without delay (a lost worker's step) and a requeue (a worker's
-            -- graceful stop) keep the step's place in line: its earlier ready_at, so it
-            -- is claimed before the backlog that became ready after it.
+            -- graceful stop) keep the step's place in line: its earlier ready_at, less a
+            -- microsecond so that it also goes ahead of steps that became ready at the
+            -- same instant (a batch created in one transaction), which the claim index
+            -- would otherwise order before the step's new row version.
             ready_at = CASE e.kind
                            WHEN 'retry' THEN CASE WHEN e.open_after THEN
-                               CASE WHEN e.delay_ms <= 0 THEN least(coalesce(s.ready_at, now()), now())
+                               CASE WHEN e.delay_ms <= 0
+                                    THEN least(coalesce(s.ready_at, now()), now()) - interval '1 microsecond'
                                     ELSE now() + make_interval(secs => e.delay_ms / 1000.0) END END
-                           WHEN 'requeue' THEN CASE WHEN e.open_after THEN least(coalesce(s.ready_at, now()), now()) END
+                           WHEN 'requeue' THEN CASE WHEN e.open_after
+                               THEN least(coalesce(s.ready_at, now()), now()) - interval '1 microsecond' END
                            ELSE s.ready_at
                        END,
             result = CASE WHEN e.kind = 'complete' THEN e.result END,

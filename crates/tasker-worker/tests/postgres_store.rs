@@ -97,10 +97,19 @@ async fn a_dead_workers_steps_fail_as_worker_lost_and_run_again_elsewhere() {
     dead.heartbeat(&worker("w-dead")).await.unwrap();
     alive.heartbeat(&worker("w-alive")).await.unwrap();
     let lost = claim_as(dead.as_ref(), "w-dead", Uuid::new_v4(), 1).await.remove(0);
-    // A backlog that became ready after the lost step: the step keeps its place ahead of it.
+    // A backlog that became ready after the lost step, and one that became ready at the
+    // same instant (one transaction): the lost step keeps its place ahead of both.
     for _ in 0..3 {
         create(alive.as_ref(), &t, json!({})).await;
     }
+    let client = db.connect().await;
+    client
+        .batch_execute(
+            "BEGIN; UPDATE tasker.steps SET ready_at = (SELECT ready_at FROM tasker.steps WHERE status = 'in_progress') \
+             WHERE status = 'enqueued'; COMMIT",
+        )
+        .await
+        .expect("the backlog made ready at the lost step's instant");
 
     // Heartbeats go on for the live worker only.
     let limit = Duration::from_millis(400);
