@@ -21,8 +21,7 @@ module Bench
     # Finished tasks so far: the store's own per-status counters (a read of a few rows,
     # cheap to repeat every few milliseconds whatever the size of the tables; an index probe
     # for unfinished steps slowed down as the run left dead index entries behind it).
-    FINISHED = "SELECT coalesce(sum(tasks), 0)::bigint FROM tasker.task_counts " \
-               "WHERE status IN ('complete', 'error', 'cancelled')"
+    FINISHED = "SELECT coalesce(sum(tasks), 0)::bigint FROM tasker.finished_counts"
 
     Worker = Struct.new(:pid, :log, keyword_init: true)
 

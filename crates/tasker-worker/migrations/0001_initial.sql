@@ -135,65 +135,6 @@ CREATE TABLE tasker.tasks (
     steps_ended         integer NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
--- How many tasks there are, by the status column of their row: what `stats` (the
--- dashboard's overview) reads instead of counting rows (~500 ms on a million finished
--- tasks, and worse right after a burst, before vacuum has removed the dead index entries
--- of the steps). Kept by statement-level triggers on tasks, so every writer (creation,
--- completions, cancel, retry, retention) keeps it right in its own transaction, at one
--- small aggregate per statement. A writer adds to the row of its own shard (its backend
--- pid modulo 16), so the completions of different workers do not queue on one counter
--- row; a count is the sum over the shards. (A task whose row says 'pending' while a step
--- runs is reported in_progress; TASK_COUNTS makes that correction from the running steps.)
-CREATE TABLE tasker.task_counts (
-    status text NOT NULL CHECK (status IN ('pending', 'in_progress', 'complete', 'error', 'cancelled')),
-    shard  integer NOT NULL,
-    tasks  bigint NOT NULL,
-    PRIMARY KEY (status, shard)
-);
-
-CREATE FUNCTION tasker.count_tasks_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO tasker.task_counts AS c (status, shard, tasks)
-    SELECT a.status, pg_backend_pid() % 16, count(*) FROM added a GROUP BY a.status
-    ON CONFLICT (status, shard) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
-    RETURN NULL;
-END;
-$$;
-
-CREATE FUNCTION tasker.count_tasks_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO tasker.task_counts AS c (status, shard, tasks)
-    SELECT r.status, pg_backend_pid() % 16, -count(*) FROM removed r GROUP BY r.status
-    ON CONFLICT (status, shard) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
-    RETURN NULL;
-END;
-$$;
-
-CREATE FUNCTION tasker.count_tasks_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO tasker.task_counts AS c (status, shard, tasks)
-    SELECT m.status, pg_backend_pid() % 16, sum(m.delta)::bigint
-    FROM (SELECT n.status, 1 AS delta
-          FROM after_rows n JOIN before_rows o ON o.task_uuid = n.task_uuid
-          WHERE n.status <> o.status
-          UNION ALL
-          SELECT o.status, -1
-          FROM after_rows n JOIN before_rows o ON o.task_uuid = n.task_uuid
-          WHERE n.status <> o.status) m
-    GROUP BY m.status
-    ON CONFLICT (status, shard) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER tasks_counted_in AFTER INSERT ON tasker.tasks
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION tasker.count_tasks_inserted();
-CREATE TRIGGER tasks_counted_out AFTER DELETE ON tasker.tasks
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION tasker.count_tasks_deleted();
-CREATE TRIGGER tasks_counted_moved AFTER UPDATE ON tasker.tasks
-    REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tasker.count_tasks_moved();
-
 -- TaskerCore.tasks: newest first, with or without a filter, cursor on (created_at, task_seq).
 CREATE INDEX tasks_newest ON tasker.tasks (created_at DESC, task_seq DESC);
 CREATE INDEX tasks_by_template ON tasker.tasks (namespace, name, created_at DESC, task_seq DESC);
@@ -214,6 +155,42 @@ CREATE TABLE tasker.finished_tasks (
 CREATE INDEX finished_by_status ON tasker.finished_tasks (status, created_at DESC, task_seq DESC);
 -- Retention: oldest finished first.
 CREATE INDEX finished_by_time ON tasker.finished_tasks (completed_at);
+
+-- How many finished tasks there are, by status: what `stats` (the dashboard's overview)
+-- reads instead of counting finished_tasks (which took ~500 ms on a million rows). Kept
+-- by statement-level triggers on finished_tasks, so every writer (completions, cancel,
+-- retry, retention) keeps it right in its own transaction. A writer adds to the row of
+-- its own shard (its backend pid modulo 16), so concurrent completions of different
+-- workers do not queue on one counter row; a count is the sum over the shards.
+CREATE TABLE tasker.finished_counts (
+    status text NOT NULL CHECK (status IN ('complete', 'error', 'cancelled')),
+    shard  integer NOT NULL,
+    tasks  bigint NOT NULL,
+    PRIMARY KEY (status, shard)
+);
+
+CREATE FUNCTION tasker.count_finished_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tasker.finished_counts AS c (status, shard, tasks)
+    SELECT a.status, pg_backend_pid() % 16, count(*) FROM added a GROUP BY a.status
+    ON CONFLICT (status, shard) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION tasker.count_finished_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tasker.finished_counts AS c (status, shard, tasks)
+    SELECT r.status, pg_backend_pid() % 16, -count(*) FROM removed r GROUP BY r.status
+    ON CONFLICT (status, shard) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER finished_tasks_counted_in AFTER INSERT ON tasker.finished_tasks
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION tasker.count_finished_inserted();
+CREATE TRIGGER finished_tasks_counted_out AFTER DELETE ON tasker.finished_tasks
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION tasker.count_finished_deleted();
 
 -- Tasks removed by retention, so task_status can say "evicted at ..." rather than
 -- "unknown". Kept as long as finished tasks are (at least a day), then removed too.

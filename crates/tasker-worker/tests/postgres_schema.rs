@@ -50,10 +50,10 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
         tables,
         [
             "evicted_tasks",
+            "finished_counts",
             "finished_tasks",
             "schema_migrations",
             "steps",
-            "task_counts",
             "tasks",
             "template_revisions",
             "template_steps",

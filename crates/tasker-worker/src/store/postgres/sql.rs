@@ -275,24 +275,18 @@ FROM heads h
 JOIN tasker.tasks t ON t.task_uuid = h.task_uuid
 ORDER BY h.task_created_at DESC, h.task_seq DESC";
 
-/// Tasks by status, from the trigger-kept counters of `task_counts`; a task whose row
-/// says pending while one of its steps runs (claims do not touch the task row) moves to
-/// in_progress, found through `steps_in_progress` (bounded by the workers' concurrency).
+/// Tasks by status: finished ones from the counters `finished_counts` (kept by triggers
+/// on `finished_tasks`), unfinished ones from their frontier steps (`steps_unfinished`).
 pub const TASK_COUNTS: &str = "
-WITH running AS (
-    SELECT count(*)::bigint AS n
-    FROM (SELECT DISTINCT s.task_uuid FROM tasker.steps s WHERE s.status = 'in_progress') i
-    WHERE (SELECT t.status FROM tasker.tasks t WHERE t.task_uuid = i.task_uuid) = 'pending'
-)
-SELECT c.status,
-       sum(c.tasks)::bigint + CASE c.status WHEN 'pending' THEN -(SELECT n FROM running)
-                                            WHEN 'in_progress' THEN (SELECT n FROM running)
-                                            ELSE 0 END
-FROM tasker.task_counts c
-GROUP BY c.status
+SELECT c.status, sum(c.tasks)::bigint FROM tasker.finished_counts c GROUP BY c.status
 UNION ALL
-SELECT 'in_progress', r.n FROM running r
-WHERE NOT EXISTS (SELECT 1 FROM tasker.task_counts c WHERE c.status = 'in_progress')";
+SELECT CASE WHEN t.status = 'pending' AND o.running THEN 'in_progress' ELSE t.status END, count(*)
+FROM (SELECT s.task_uuid, bool_or(s.status = 'in_progress') AS running
+      FROM tasker.steps s
+      WHERE s.status IN ('pending', 'enqueued', 'in_progress', 'waiting_for_retry') AND s.ready_at IS NOT NULL
+      GROUP BY s.task_uuid) o
+JOIN tasker.tasks t ON t.task_uuid = o.task_uuid
+GROUP BY 1";
 
 /// Steps in flight, ready and waiting for a retry, and workers whose heartbeat is younger
 /// than `$1` seconds. Indexes: the partial step indexes (`steps_in_progress`,
