@@ -18,9 +18,11 @@ RSpec.describe "A worker process killed with SIGKILL" do
   end
 
   it "loses no task, runs no claim twice and has its steps run again within the liveness limit" do
-    workers = %w[a b c].map { |name| fleet.start(name, concurrency: 4, env: { "FLEET_STEP_MS" => "30" }) }
+    # Long enough a run (240 tasks of 60 ms steps on 12 threads) that the victim, which may
+    # hold up to its prefetch of claimed steps, is still busy when it is killed.
+    workers = %w[a b c].map { |name| fleet.start(name, concurrency: 4, env: { "FLEET_STEP_MS" => "60" }) }
     workers.each { |worker| fleet.wait_started(worker) }
-    tasks = FleetTasks.create(conn, 120)
+    tasks = FleetTasks.create(conn, 240)
 
     victim = workers.first
     sleep 0.02 until fleet.executions.count { |e| e.pid == victim.pid && e.kind == "START" } >= 10
