@@ -215,8 +215,8 @@ module Bench
       end
     end
 
-    # The dashboard's server time on the bloat run's database (N finished tasks, a live
-    # worker): each page and JSON route answered in-process by TaskerCore::Web through
+    # The dashboard's server time on the bloat run's database (N tasks waiting, or N
+    # finished with a live worker): each page and JSON route answered in-process by TaskerCore::Web through
     # Rack::MockRequest from a client process (TaskerCore.connect); the median and the
     # slowest of REPEATS requests per route, in ms.
     class PgDashboard
@@ -250,13 +250,13 @@ module Bench
       private
 
       def routes
-        uuid = @conn.exec("SELECT task_uuid FROM tasker.finished_tasks ORDER BY completed_at DESC LIMIT 1")
+        uuid = @conn.exec("SELECT task_uuid FROM tasker.tasks ORDER BY created_at DESC, task_seq DESC LIMIT 1")
                     .getvalue(0, 0)
         page2 = @conn.exec("SELECT task_uuid FROM tasker.tasks ORDER BY created_at DESC, task_seq DESC " \
                            "OFFSET 24 LIMIT 1").getvalue(0, 0)
         {
           "/" => "/", "/tasks" => "/tasks", "/tasks?status=complete" => "/tasks?status=complete",
-          "/tasks?status=error" => "/tasks?status=error",
+          "/tasks?status=error" => "/tasks?status=error", "/tasks?status=pending" => "/tasks?status=pending",
           "/tasks?namespace&name" => "/tasks?namespace=bench&name=noop",
           "/tasks (page 2)" => "/tasks?before=#{page2}", "/tasks/:uuid" => "/tasks/#{uuid}",
           "/workers" => "/workers", "/api/stats" => "/api/stats", "/api/tasks" => "/api/tasks",
@@ -267,7 +267,10 @@ module Bench
 
     # Bloat: N single-step tasks on one worker process, all kept (no retention in the
     # run): the steps/s of the last window of tasks against the first, from when each
-    # task finished (finished_tasks.completed_at, the server's clock).
+    # task finished (finished_tasks.completed_at, the server's clock). The N tasks are
+    # created in one transaction before the worker starts; the dashboard is timed right
+    # after that commit (N tasks waiting, their status counts not folded yet) and again
+    # once all have finished.
     class PgBloat
       # @param sizes [Hash] see Bench::Sizes
       def initialize(sizes:)
@@ -280,8 +283,7 @@ module Bench
         Templates.with_directory do |dir|
           pg = PgWorkers.new(prefix: "bench_bloat")
           begin
-            pg.start_workers(1, concurrency: 5, template_dir: dir)
-            PG.connect(pg.url) { |conn| measure(pg, conn) }
+            PG.connect(pg.url) { |conn| measure(pg, conn, dir) }
           ensure
             # This process is connected to the server (the dashboard's client).
             pg.stop(server: false)
@@ -291,17 +293,19 @@ module Bench
 
       private
 
-      def measure(pg, conn)
-        conn.exec("BEGIN")
-        conn.exec_params("SELECT count(tasker.create_task('bench', 'noop', NULL, jsonb_build_object('i', i))) " \
-                         "FROM generate_series(1, $1) AS i", [@tasks])
-        committed = Float(conn.exec("SELECT extract(epoch FROM clock_timestamp())").getvalue(0, 0))
-        conn.exec("COMMIT")
+      def measure(pg, conn, dir)
+        # The schema and the template, as a worker would leave them, before the burst.
+        pg.start_workers(1, concurrency: 5, template_dir: dir)
+        pg.stop_workers
+        pg.create_at_once(conn, @tasks, name: "noop")
+        backlog = PgDashboard.new(pg.url, conn).call
+        pg.start_workers(1, concurrency: 5, template_dir: dir)
+        started = Float(conn.exec("SELECT extract(epoch FROM clock_timestamp())").getvalue(0, 0))
         pg.wait_drained(conn, tasks: @tasks, timeout: 3600)
-        first = finished_at(conn, @window - 1) - committed
+        first = finished_at(conn, @window - 1) - started
         last = finished_at(conn, @tasks - 1) - finished_at(conn, @tasks - @window - 1)
         { tasks: @tasks, window: @window, first_steps_per_s: @window / first, last_steps_per_s: @window / last,
-          last_vs_first: first / last, pages: PgDashboard.new(pg.url, conn).call }
+          last_vs_first: first / last, pages_backlog: backlog, pages: PgDashboard.new(pg.url, conn).call }
       end
 
       # When the task that finished `offset`-th (from 0) finished, epoch seconds.

@@ -18,10 +18,10 @@ module Bench
     HANDLERS = File.join(ROOT, "bench", "support", "handlers.rb")
     CLOCK_TICKS = 100.0
 
-    # Finished tasks so far: the store's own per-status counters (a read of a few rows,
-    # cheap to repeat every few milliseconds whatever the size of the tables; an index probe
-    # for unfinished steps slowed down as the run left dead index entries behind it).
-    FINISHED = "SELECT coalesce(sum(tasks), 0)::bigint FROM tasker.finished_counts"
+    # Where the store announces finished tasks (their uuids, comma-separated, up to 200 a
+    # notification): counting them costs the server nothing, whatever the size of the
+    # tables (a count read every few milliseconds competed with the workers for the server).
+    FINISHED_CHANNEL = "tasker_task_finished"
 
     Worker = Struct.new(:pid, :log, keyword_init: true)
 
@@ -54,8 +54,10 @@ module Bench
     end
 
     # Creates `count` tasks of `name` in one transaction; they become claimable together
-    # at its commit. @return [Float] monotonic time right after the commit
+    # at its commit. `conn` listens for finished tasks from then on (see #wait_drained).
+    # @return [Float] monotonic time right after the commit
     def create_at_once(conn, count, name:)
+      listen_finished(conn)
       conn.exec("BEGIN")
       conn.exec_params("SELECT count(tasker.create_task('bench', $1, NULL, jsonb_build_object('i', i))) " \
                        "FROM generate_series(1, $2) AS i", [name, count])
@@ -63,15 +65,25 @@ module Bench
       Helper.now
     end
 
-    # Waits until `tasks` tasks of the database are finished. @return [Float] monotonic time
-    def wait_drained(conn, tasks:, timeout:, interval: 0.005)
-      deadline = Helper.now + timeout
-      loop do
-        return Helper.now if Integer(conn.exec(FINISHED).getvalue(0, 0)) >= tasks
-        raise MeasureError, "tasks still unfinished after #{timeout}s" if Helper.now > deadline
+    # Makes `conn` count finished tasks for #wait_drained; call before creating them.
+    def listen_finished(conn)
+      conn.exec("LISTEN #{FINISHED_CHANNEL}")
+    end
 
-        sleep interval
+    # Waits until `tasks` tasks finished, as announced to `conn` since #listen_finished.
+    # @return [Float] monotonic time
+    def wait_drained(conn, tasks:, timeout:)
+      deadline = Helper.now + timeout
+      finished = 0
+      while finished < tasks
+        left = deadline - Helper.now
+        raise MeasureError, "#{tasks - finished} tasks still unfinished after #{timeout}s" if left <= 0
+
+        conn.wait_for_notify(left) { |_channel, _pid, payload| finished += payload.count(",") + 1 }
       end
+      done = Helper.now
+      conn.exec("UNLISTEN #{FINISHED_CHANNEL}")
+      done
     end
 
     # @return [Hash] "complete" => n, ... over the whole database
@@ -100,6 +112,13 @@ module Bench
     # Stops the workers and the server. `server: false` leaves the server to its watchdog
     # (it stops when this process exits): for a process that is itself connected to it.
     def stop(server: true)
+      stop_workers
+      @server&.stop if server
+      FileUtils.rm_rf(@dir)
+    end
+
+    # Stops the workers (TERM) and waits for them to exit.
+    def stop_workers
       @workers.each do |worker|
         Process.kill("TERM", worker.pid)
       rescue Errno::ESRCH
@@ -110,8 +129,7 @@ module Bench
       rescue Errno::ECHILD
         nil
       end
-      @server&.stop if server
-      FileUtils.rm_rf(@dir)
+      @workers.clear
     end
 
     # Kills a worker with SIGKILL. @return [Float] wall-clock seconds at the kill

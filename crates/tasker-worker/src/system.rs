@@ -700,7 +700,8 @@ fn open_store(
 }
 
 /// The maintenance task: heartbeats the running worker, fails the steps of workers that
-/// stopped beating (counted in `metrics`), and purges finished tasks past their retention.
+/// stopped beating (counted in `metrics`), folds the store's status counts, and purges
+/// finished tasks past their retention.
 /// Store errors are logged and the next tick tries again.
 async fn maintain(
     store: Arc<dyn TaskStore>,
@@ -740,6 +741,9 @@ async fn maintain(
                     );
                 }
             });
+        }
+        if result.is_ok() {
+            result = store.fold_counts().await;
         }
         if result.is_ok() && last_purge.elapsed() >= liveness.purge_interval {
             last_purge = tokio::time::Instant::now();

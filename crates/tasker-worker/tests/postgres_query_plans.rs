@@ -30,7 +30,8 @@ async fn each_hot_statement_uses_its_index() {
             }
             // A claim walks its index in order and stops at the LIMIT (no bitmap and sort).
             if pg::population::is_claim(&statement) && !uses("Index Scan using") {
-                misses.push(format!("{} ({which}) does not walk {} in order:\n{plan}", statement.label, statement.index));
+                misses
+                    .push(format!("{} ({which}) does not walk {} in order:\n{plan}", statement.label, statement.index));
             }
             for table in BIG_TABLES.iter().filter(|t| !statement.counts.contains(t)) {
                 if plan.contains(&format!("Seq Scan on {table} ")) || plan.ends_with(&format!("Seq Scan on {table}")) {

@@ -30,12 +30,12 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
     let config = StoreSettings::default();
 
     let (_db, first) = open(&test_db.url, &config).await.expect("first open");
-    assert_eq!(first.applied, vec![(1, "initial")]);
+    assert_eq!(first.applied, vec![(1, "initial"), (2, "status_counts")]);
     assert_eq!(first.version, migrate::code_version());
 
     let (_db, second) = open(&test_db.url, &config).await.expect("second open");
     assert!(second.applied.is_empty(), "{second:?}");
-    assert_eq!(applied_versions(&test_db).await, vec![(1, "initial".to_owned())]);
+    assert_eq!(applied_versions(&test_db).await, vec![(1, "initial".to_owned()), (2, "status_counts".to_owned())]);
 
     // The schema is really there: every table of the store.
     let client = test_db.connect().await;
@@ -49,10 +49,12 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
     assert_eq!(
         tables,
         [
+            "count_flushes",
             "evicted_tasks",
-            "finished_counts",
             "finished_tasks",
             "schema_migrations",
+            "status_count_changes",
+            "status_counts",
             "steps",
             "tasks",
             "template_revisions",
@@ -76,7 +78,7 @@ async fn concurrent_migrations_apply_each_version_once() {
     let appliers = reports.iter().filter(|r| !r.applied.is_empty()).count();
     assert_eq!(appliers, 1, "exactly one caller applies the migrations: {reports:?}");
     assert!(reports.iter().all(|r| r.version == migrate::code_version()));
-    assert_eq!(applied_versions(&test_db).await, vec![(1, "initial".to_owned())]);
+    assert_eq!(applied_versions(&test_db).await, vec![(1, "initial".to_owned()), (2, "status_counts".to_owned())]);
 }
 
 #[tokio::test]
@@ -178,4 +180,39 @@ async fn invalid_urls_and_settings_are_named() {
     let text = err.to_string();
     assert!(text.contains("postgresql://app:***@db/x?sslmode=require") && text.contains("TLS"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn the_status_counts_migration_counts_the_rows_a_database_already_holds() {
+    let test_db = pg::server().fresh_database().await;
+    let db = database(&test_db.url);
+    ensure_schema_with(&db, &migrate::MIGRATIONS[..1]).await.expect("the first migration");
+    // Rows written under schema 1 (the columns the tables require, nothing else).
+    let client = test_db.connect().await;
+    client
+        .batch_execute(
+            "INSERT INTO tasker.tasks (task_uuid, template_id, revision_id, namespace, name, version, status, context,
+                                       correlation_id, trace_id, steps_total)
+             SELECT gen_random_uuid(), 1, 1, 'n', 't', '1.0.0', s, '{}', gen_random_uuid(), 'x', 1
+             FROM unnest(ARRAY['pending', 'pending', 'complete']) AS s;
+             INSERT INTO tasker.steps (task_uuid, step_index, step_uuid, revision_id, priority, task_created_at,
+                                       task_seq, status, remaining_deps)
+             SELECT t.task_uuid, 0, gen_random_uuid(), 1, 0, t.created_at, t.task_seq,
+                    CASE t.status WHEN 'complete' THEN 'complete' ELSE 'enqueued' END, 0
+             FROM tasker.tasks t;",
+        )
+        .await
+        .expect("rows of schema 1");
+    let report = ensure_schema_with(&db, migrate::MIGRATIONS).await.expect("the rest");
+    assert_eq!(report.applied.first().map(|(v, _)| *v), Some(2));
+    let counted: Vec<(String, String, i64)> = client
+        .query("SELECT relation, status, n FROM tasker.status_counts ORDER BY 1, 2", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected =
+        [("steps", "complete", 1), ("steps", "enqueued", 2), ("tasks", "complete", 1), ("tasks", "pending", 2)];
+    assert_eq!(counted, expected.map(|(r, s, n)| (r.to_string(), s.to_string(), n)));
 }

@@ -274,3 +274,108 @@ steps:
     assert_eq!(in_order, ["b_first", "a_second"]);
     assert_eq!(names(&events), ["a_second", "b_first"]);
 }
+
+/// The counts `stats` reads: (task status, n) for every status, then steps in flight,
+/// ready and waiting for a retry.
+async fn counts(store: &dyn TaskStore) -> (Vec<(TaskStatus, u64)>, [u64; 3]) {
+    let stats = store.stats().await.expect("stats");
+    (stats.tasks, [stats.steps_in_flight, stats.steps_ready, stats.steps_waiting_for_retry])
+}
+
+#[tokio::test]
+async fn status_counts_follow_every_writer_and_stay_the_same_when_folded() {
+    let (db, store) = fresh_store().await;
+    let t = register(store.as_ref(), LINEAR).await;
+    let client = db.connect().await;
+    let changes = || async {
+        client.query_one("SELECT count(*) FROM tasker.status_count_changes", &[]).await.unwrap().get::<_, i64>(0)
+    };
+    let expect = |pending: u64, in_progress: u64, complete: u64, steps: [u64; 3]| {
+        (
+            vec![
+                (TaskStatus::Pending, pending),
+                (TaskStatus::InProgress, in_progress),
+                (TaskStatus::Complete, complete),
+                (TaskStatus::Error, 0),
+                (TaskStatus::Cancelled, 0),
+            ],
+            steps,
+        )
+    };
+
+    // Four tasks through the store; one runs its first step (its row still reads
+    // 'pending': it counts as in progress), another finishes its first step.
+    let first = create(store.as_ref(), &t, json!({})).await;
+    for _ in 0..3 {
+        create(store.as_ref(), &t, json!({})).await;
+    }
+    let running = claim_n(store.as_ref(), 2).await;
+    assert_eq!(running[0].task_uuid, first);
+    record(store.as_ref(), success(&running[0], json!("a"))).await;
+    assert_eq!(counts(store.as_ref()).await, expect(2, 2, 0, [1, 3, 0]));
+    assert!(changes().await > 0, "the writers appended their changes");
+
+    // Every ready step runs, twice over: the first task completes (its third step ran),
+    // the last two are at their last step, the second still runs its first.
+    for _ in 0..2 {
+        for event in claim_n(store.as_ref(), 3).await {
+            let name = event.payload.workflow_step.name.clone();
+            record(store.as_ref(), success(&event, json!(name))).await;
+        }
+    }
+    let view = status(store.as_ref(), first).await;
+    assert_eq!(view.status, TaskStatus::Complete, "{view:?}");
+    assert_eq!(counts(store.as_ref()).await, expect(0, 3, 1, [1, 2, 0]));
+    // Retention removes it.
+    client.batch_execute("UPDATE tasker.finished_tasks SET completed_at = now() - interval '30 days'").await.unwrap();
+    assert_eq!(store.purge_finished().await.unwrap(), 1);
+    assert_eq!(counts(store.as_ref()).await, expect(0, 3, 0, [1, 2, 0]));
+
+    // A burst created by SQL in one transaction: a thousand more pending tasks. A
+    // transaction's inserts are appended once, at its commit (a row per status).
+    store.fold_counts().await.expect("fold");
+    assert_eq!(changes().await, 0);
+    client
+        .batch_execute(
+            "BEGIN; SELECT count(tasker.create_task('shapes', 'linear', NULL, '{}')) FROM generate_series(1, 1000); \
+             COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes().await, 3, "tasks pending, steps enqueued, steps pending");
+    // What a transaction or a savepoint rolled back is not counted.
+    client
+        .batch_execute(
+            "BEGIN; SELECT tasker.create_task('shapes', 'linear', NULL, '{}'); ROLLBACK; \
+             BEGIN; SELECT tasker.create_task('shapes', 'linear', NULL, '{}'); SAVEPOINT s; \
+             SELECT count(tasker.create_task('shapes', 'linear', NULL, '{}')) FROM generate_series(1, 5); \
+             ROLLBACK TO s; COMMIT",
+        )
+        .await
+        .unwrap();
+    let before = counts(store.as_ref()).await;
+    assert_eq!(before, expect(1001, 3, 0, [1, 1003, 0]));
+    store.fold_counts().await.expect("fold");
+    assert_eq!(changes().await, 0, "everything was folded");
+    assert_eq!(counts(store.as_ref()).await, before, "folding changed a count");
+    // What the triggers counted is what the tables hold.
+    let truth: Vec<(String, String, i64)> = client
+        .query(
+            "SELECT 'tasks', status, count(*) FROM tasker.tasks GROUP BY status \
+             UNION ALL SELECT 'steps', status, count(*) FROM tasker.steps GROUP BY status ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let counted: Vec<(String, String, i64)> = client
+        .query("SELECT relation, status, n FROM tasker.status_counts WHERE n <> 0 ORDER BY 1, 2", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(counted, truth);
+}

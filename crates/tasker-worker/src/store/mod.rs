@@ -406,4 +406,11 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug + 'static {
     /// Forgets finished tasks whose retention has passed (a bounded batch per call).
     /// Returns how many it removed.
     async fn purge_finished(&self) -> Result<usize, StoreError>;
+
+    /// Folds the status counts that writers appended into the totals `stats` starts from
+    /// (maintenance calls it every tick). A store whose counts are always folded has
+    /// nothing to do.
+    async fn fold_counts(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

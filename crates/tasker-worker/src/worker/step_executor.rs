@@ -100,8 +100,7 @@ impl StepExecutorActor {
             let reservations = self.slots.reservations();
             reservations.set(reserved.len());
             // 2. While enough steps are still held, wait for more capacity (a batch).
-            while reserved.len() < CLAIM_BATCH
-                && self.slots.taken().saturating_sub(reserved.len()) > self.refill_below
+            while reserved.len() < CLAIM_BATCH && self.slots.taken().saturating_sub(reserved.len()) > self.refill_below
             {
                 match self.reserve_one().await {
                     Some(more) => reserved.push(more),

@@ -167,17 +167,8 @@ pub fn hot_statements() -> Vec<PlannedStatement> {
             counts: &[],
         },
         PlannedStatement {
-            label: "counts by status (TASK_COUNTS)",
-            sql: sql::TASK_COUNTS,
-            index: "steps_unfinished",
-            // Finished tasks are counted by finished_counts (never read here); the
-            // unfinished ones' tasks are joined by hash when they are a large share of
-            // a small table.
-            counts: &["tasks"],
-        },
-        PlannedStatement {
-            label: "step counts (STEP_COUNTS)",
-            sql: sql::STEP_COUNTS,
+            label: "started pending tasks, live workers (STARTED_AND_ALIVE)",
+            sql: sql::STARTED_AND_ALIVE,
             index: "steps_in_progress",
             counts: &[],
         },
@@ -251,8 +242,7 @@ pub async fn parameters(
             vec![Box::new(top), Box::new(0i64), Box::new(50i64), Box::new("error"), Box::new(any), Box::new(any)]
         }
         s if s == sql::LIST_UNFINISHED_TASKS => vec![Box::new(top), Box::new(0i64), Box::new(100i64)],
-        s if s == sql::TASK_COUNTS => vec![],
-        s if s == sql::STEP_COUNTS => vec![Box::new(5.0f64)],
+        s if s == sql::STARTED_AND_ALIVE => vec![Box::new(5.0f64)],
         s if s == sql::LAPSED_LEASES => vec![Box::new(5.0f64)],
         _ => panic!("no parameters for {}", statement.label),
     }

@@ -34,8 +34,10 @@ impl Migration {
 }
 
 /// Every migration, in order. A released migration never changes; a change is a new file.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../../../migrations/0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../../../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "status_counts", sql: include_str!("../../../migrations/0002_status_counts.sql") },
+];
 
 /// The schema version this code needs (the last migration's).
 pub fn code_version() -> i32 {

@@ -198,24 +198,41 @@ impl PostgresStore {
         let db = &self.db;
         let what = "counting tasks and steps";
         let alive_secs = self.settings.worker_lost_after.as_secs_f64();
-        let (tasks, steps, minutes) = {
+        let (counts, started, minutes) = {
             let client = db.client().await?;
-            let tasks = client.prepare_cached(sql::TASK_COUNTS).await.map_err(|e| db.failed(what, &e))?;
-            let steps = client.prepare_cached(sql::STEP_COUNTS).await.map_err(|e| db.failed(what, &e))?;
+            let counts = client.prepare_cached(sql::STATUS_COUNTS).await.map_err(|e| db.failed(what, &e))?;
+            let started = client.prepare_cached(sql::STARTED_AND_ALIVE).await.map_err(|e| db.failed(what, &e))?;
             let minutes = client.prepare_cached(sql::THROUGHPUT).await.map_err(|e| db.failed(what, &e))?;
             let alive: [&(dyn ToSql + Sync); 1] = [&alive_secs];
-            tokio::try_join!(client.query(&tasks, &[]), client.query_one(&steps, &alive), client.query(&minutes, &[]))
-                .map_err(|e| db.failed(what, &e))?
+            tokio::try_join!(
+                client.query(&counts, &[]),
+                client.query_one(&started, &alive),
+                client.query(&minutes, &[])
+            )
+            .map_err(|e| db.failed(what, &e))?
         };
-        let mut by_status: Vec<(TaskStatus, u64)> = TaskStatus::ALL.iter().map(|s| (*s, 0)).collect();
-        for row in &tasks {
-            if let Some(status) = TaskStatus::parse(row.get(0)) {
-                if let Some(slot) = by_status.iter_mut().find(|(s, _)| *s == status) {
-                    slot.1 += row.get::<_, i64>(1).max(0) as u64;
-                }
-            }
-        }
-        let count = |i: usize| steps.get::<_, i64>(i).max(0) as u64;
+        let counted = |relation: &str, status: &str| -> u64 {
+            counts
+                .iter()
+                .filter(|r| r.get::<_, &str>(0) == relation && r.get::<_, &str>(1) == status)
+                .map(|r| r.get::<_, i64>(2))
+                .sum::<i64>()
+                .max(0) as u64
+        };
+        // Pending tasks whose first step runs are in progress (see sql::STARTED_AND_ALIVE).
+        let started_pending = started.get::<_, i64>(0).max(0) as u64;
+        let by_status: Vec<(TaskStatus, u64)> = TaskStatus::ALL
+            .iter()
+            .map(|status| {
+                let n = counted("tasks", status.as_str());
+                let n = match status {
+                    TaskStatus::Pending => n.saturating_sub(started_pending),
+                    TaskStatus::InProgress => n + started_pending,
+                    _ => n,
+                };
+                (*status, n)
+            })
+            .collect();
         let now_minute = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 60;
         let throughput = (now_minute.saturating_sub(59)..=now_minute)
             .map(|minute| {
@@ -228,11 +245,11 @@ impl PostgresStore {
             .collect();
         Ok(StoreStats {
             tasks: by_status,
-            steps_in_flight: count(0),
-            steps_ready: count(1),
-            steps_waiting_for_retry: count(2),
+            steps_in_flight: counted("steps", "in_progress"),
+            steps_ready: counted("steps", "enqueued"),
+            steps_waiting_for_retry: counted("steps", "waiting_for_retry"),
             throughput,
-            workers_alive: count(3),
+            workers_alive: started.get::<_, i64>(1).max(0) as u64,
         })
     }
 

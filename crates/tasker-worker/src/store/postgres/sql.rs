@@ -275,28 +275,30 @@ FROM heads h
 JOIN tasker.tasks t ON t.task_uuid = h.task_uuid
 ORDER BY h.task_created_at DESC, h.task_seq DESC";
 
-/// Tasks by status: finished ones from the counters `finished_counts` (kept by triggers
-/// on `finished_tasks`), unfinished ones from their frontier steps (`steps_unfinished`).
-pub const TASK_COUNTS: &str = "
-SELECT c.status, sum(c.tasks)::bigint FROM tasker.finished_counts c GROUP BY c.status
-UNION ALL
-SELECT CASE WHEN t.status = 'pending' AND o.running THEN 'in_progress' ELSE t.status END, count(*)
-FROM (SELECT s.task_uuid, bool_or(s.status = 'in_progress') AS running
-      FROM tasker.steps s
-      WHERE s.status IN ('pending', 'enqueued', 'in_progress', 'waiting_for_retry') AND s.ready_at IS NOT NULL
-      GROUP BY s.task_uuid) o
-JOIN tasker.tasks t ON t.task_uuid = o.task_uuid
-GROUP BY 1";
+/// Tasks and steps by status (`relation` 'tasks' or 'steps'): the folded counts plus the
+/// changes not folded yet (both kept by the triggers of migration 0002), so no read of
+/// either table however many rows they hold.
+pub const STATUS_COUNTS: &str = "
+SELECT c.relation, c.status, sum(c.n)::bigint
+FROM (SELECT relation, status, n FROM tasker.status_counts
+      UNION ALL
+      SELECT relation, status, n FROM tasker.status_count_changes) c
+GROUP BY c.relation, c.status";
 
-/// Steps in flight, ready and waiting for a retry, and workers whose heartbeat is younger
-/// than `$1` seconds. Indexes: the partial step indexes (`steps_in_progress`,
-/// `steps_claim`, `steps_scheduled`).
-pub const STEP_COUNTS: &str = "
-SELECT (SELECT count(*) FROM tasker.steps WHERE status = 'in_progress'),
-       (SELECT count(*) FROM tasker.steps WHERE status = 'enqueued'),
-       (SELECT count(*) FROM tasker.steps WHERE status = 'waiting_for_retry' AND ready_at IS NOT NULL),
+/// Pending tasks whose first step is running (a claim does not touch the task row, so the
+/// row still reads 'pending'; they count as in progress), and workers whose heartbeat is
+/// younger than `$1` seconds. Index: `steps_in_progress` (bounded by the workers'
+/// concurrency).
+pub const STARTED_AND_ALIVE: &str = "
+SELECT (SELECT count(*)
+        FROM (SELECT DISTINCT s.task_uuid FROM tasker.steps s WHERE s.status = 'in_progress') r
+        -- One primary-key probe per running task, never a scan of tasks.
+        WHERE (SELECT t.status FROM tasker.tasks t WHERE t.task_uuid = r.task_uuid) = 'pending'),
        (SELECT count(*) FROM tasker.workers
         WHERE heartbeat_at >= now() - make_interval(secs => $1::double precision))";
+
+/// Moves up to `$1` appended status-count changes into the folded counts; answers how many.
+pub const FOLD_STATUS_COUNTS: &str = "SELECT tasker.fold_status_counts($1)";
 
 /// Attempts that ended per minute over the last hour (minute as epoch seconds).
 pub const THROUGHPUT: &str = "

@@ -248,6 +248,10 @@ impl TaskStore for PostgresStore {
     async fn purge_finished(&self) -> Result<usize, StoreError> {
         self.purge().await
     }
+
+    async fn fold_counts(&self) -> Result<(), StoreError> {
+        self.fold().await
+    }
 }
 
 fn hostname() -> String {

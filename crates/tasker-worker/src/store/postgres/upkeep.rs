@@ -1,6 +1,7 @@
 //! Worker liveness and retention: heartbeats (on the database's clock), the expiry of
 //! dead workers' leases — each step becomes a retryable `worker_lost` attempt recorded
-//! through the same path and rules as any result — and the purge of finished tasks.
+//! through the same path and rules as any result — the purge of finished tasks, and the
+//! fold of appended status-count changes into the totals.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,13 @@ use crate::store::{RecordOutcome, StoreError, WorkerRegistration};
 
 /// How long one `purge_finished` call keeps deleting full batches.
 const PURGE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Status-count changes one fold statement moves (a burst of a million created tasks
+/// appends two million: folded in a few seconds of ticks, each statement short).
+const FOLD_BATCH: i32 = 100_000;
+
+/// How long one `fold_counts` call keeps folding full batches.
+const FOLD_PATIENCE: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     pub(super) async fn beat(&self, worker: &WorkerRegistration) -> Result<(), StoreError> {
@@ -117,6 +125,20 @@ impl PostgresStore {
             purged += deleted;
             if deleted < batch as usize || started.elapsed() >= PURGE_PATIENCE {
                 return Ok(purged);
+            }
+        }
+    }
+
+    pub(super) async fn fold(&self) -> Result<(), StoreError> {
+        let db = &self.db;
+        let what = "folding the status counts";
+        let client = db.client().await?;
+        let statement = client.prepare_cached(sql::FOLD_STATUS_COUNTS).await.map_err(|e| db.failed(what, &e))?;
+        let started = Instant::now();
+        loop {
+            let row = client.query_one(&statement, &[&FOLD_BATCH]).await.map_err(|e| db.failed(what, &e))?;
+            if row.get::<_, i32>(0) < FOLD_BATCH || started.elapsed() >= FOLD_PATIENCE {
+                return Ok(());
             }
         }
     }
