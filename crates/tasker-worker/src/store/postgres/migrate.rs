@@ -37,6 +37,11 @@ impl Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../../../migrations/0001_initial.sql") },
     Migration { version: 2, name: "status_counts", sql: include_str!("../../../migrations/0002_status_counts.sql") },
+    Migration {
+        version: 3,
+        name: "record_results_linear",
+        sql: include_str!("../../../migrations/0003_record_results_linear.sql"),
+    },
 ];
 
 /// The schema version this code needs (the last migration's).
