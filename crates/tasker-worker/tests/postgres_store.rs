@@ -379,3 +379,18 @@ async fn status_counts_follow_every_writer_and_stay_the_same_when_folded() {
         .collect();
     assert_eq!(counted, truth);
 }
+
+#[tokio::test]
+async fn store_connections_start_with_the_planner_settings_after_the_urls_own_options() {
+    let db = pg::server().fresh_database().await;
+    let url = format!("{}&options=-c%20work_mem%3D7MB", db.url);
+    let store = store_on(&url).await;
+    let client = store.database().client().await.expect("a pooled connection");
+    let show = |name: &'static str| {
+        let client = &client;
+        async move { client.query_one(format!("SHOW {name}").as_str(), &[]).await.unwrap().get::<_, String>(0) }
+    };
+    assert_eq!(show("enable_bitmapscan").await, "off", "claims walk steps_claim in order");
+    assert_eq!(show("jit").await, "off");
+    assert_eq!(show("work_mem").await, "7MB", "the URL's own options are kept");
+}

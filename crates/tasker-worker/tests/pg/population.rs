@@ -118,7 +118,7 @@ pub struct PlannedStatement {
     pub counts: &'static [&'static str],
 }
 
-/// Whether `statement` is one of the claims (run by the store under `sql::CLAIM_PLANNER`).
+/// Whether `statement` is one of the claims (a LIMITed walk of `steps_claim` in order).
 pub fn is_claim(statement: &PlannedStatement) -> bool {
     use tasker_worker::postgres::sql;
     statement.sql == sql::CLAIM_STEPS || statement.sql == sql::CLAIM_CAPPED_STEPS
@@ -271,9 +271,8 @@ pub async fn explain(
     let mode =
         if generic { "SET LOCAL plan_cache_mode = force_generic_plan" } else { "SET LOCAL plan_cache_mode = auto" };
     transaction.batch_execute(mode).await.expect("plan_cache_mode");
-    if is_claim(statement) {
-        transaction.batch_execute(tasker_worker::postgres::sql::CLAIM_PLANNER).await.expect("claim planner settings");
-    }
+    // The store's sessions start with these settings.
+    transaction.batch_execute(&tasker_worker::postgres::sql::planner_settings_local()).await.expect("planner settings");
     if statement.sql == tasker_worker::postgres::sql::CLAIM_CAPPED_STEPS {
         let lock = transaction.prepare(tasker_worker::postgres::sql::LOCK_TEMPLATE_CLAIMS).await.unwrap();
         transaction.execute(&lock, &[&population.other]).await.unwrap();

@@ -78,15 +78,13 @@ impl PostgresStore {
         let mut rows = Vec::new();
         let (promoted, next_due, repeated) = {
             let what = "claiming steps";
-            let mut client = db.client().await?;
-            let transaction = client.transaction().await.map_err(|e| db.failed(what, &e))?;
-            transaction.batch_execute(sql::CLAIM_PLANNER).await.map_err(|e| db.failed(what, &e))?;
-            let statement = transaction.prepare_cached(sql::CLAIM_STEPS).await.map_err(|e| db.failed(what, &e))?;
-            let answer = transaction
+            // One statement, its own transaction (the planner settings are the session's).
+            let client = db.client().await?;
+            let statement = client.prepare_cached(sql::CLAIM_STEPS).await.map_err(|e| db.failed(what, &e))?;
+            let answer = client
                 .query(&statement, &[&claimable.uncapped, &(want as i64), &worker_id, &claim_id])
                 .await
                 .map_err(|e| db.failed(what, &e))?;
-            transaction.commit().await.map_err(|e| db.failed(what, &e))?;
             let Some(first) = answer.first() else {
                 return Err(StoreError::Internal("the claim statement answered no summary row".into()));
             };
@@ -127,7 +125,6 @@ impl PostgresStore {
         let transaction = client.transaction().await.map_err(|e| db.failed(what, &e))?;
         let lock = transaction.prepare_cached(sql::LOCK_TEMPLATE_CLAIMS).await.map_err(|e| db.failed(what, &e))?;
         transaction.execute(&lock, &[&capped.template_id]).await.map_err(|e| db.failed(what, &e))?;
-        transaction.batch_execute(sql::CLAIM_PLANNER).await.map_err(|e| db.failed(what, &e))?;
         let statement = transaction.prepare_cached(sql::CLAIM_CAPPED_STEPS).await.map_err(|e| db.failed(what, &e))?;
         let rows = transaction
             .query(

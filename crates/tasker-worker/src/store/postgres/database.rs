@@ -71,11 +71,10 @@ impl fmt::Debug for Database {
 impl Database {
     /// A pool for `url`; opens no connection yet (see [`Database::check`]).
     pub fn new(url: DatabaseUrl, settings: PoolSettings) -> Result<Self, PgStoreError> {
-        let manager = Manager::from_config(
-            url.config().clone(),
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let mut config = url.config().clone();
+        let options = super::sql::session_options(config.get_options());
+        config.options(&options);
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let connect_timeout = url.config().get_connect_timeout().copied();
         let pool = Pool::builder(manager)
             .max_size(settings.max_size.max(1))

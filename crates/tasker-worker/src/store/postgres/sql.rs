@@ -14,14 +14,29 @@
 //! correlation_id, trace_id, read_index (int[]) and read_result (jsonb[]): the results of
 //! the complete steps whose results the step's event carries.
 
-/// Planner settings a claim runs under (set in its transaction, before the claim). The
-/// claim is a LIMITed walk of `steps_claim` in its order; when the statistics lag a burst
-/// of new tasks (the table analysed while nearly empty), the planner otherwise reads every
-/// claimable step through a bitmap and sorts them: 6.9 ms instead of 0.6 ms for a claim of
-/// 18 of 16,400 claimable steps, growing with the backlog. Not a session setting: the
-/// counts of `stats` are best served by bitmap scans. JIT is off because compiling costs
-/// milliseconds and a claim runs in well under one.
-pub const CLAIM_PLANNER: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off";
+/// Planner settings every connection of the store starts with (sent as startup options,
+/// see [`session_options`]), so that a claim is one autocommitted statement: one round trip
+/// instead of four (BEGIN, `SET LOCAL`, the claim, COMMIT). The claim is a LIMITed walk of
+/// `steps_claim` in its order; when the statistics lag a burst of new tasks (the table
+/// analysed while nearly empty), the planner otherwise reads every claimable step through
+/// a bitmap and sorts them: 6.9 ms instead of 0.6 ms for a claim of 18 of 16,400 claimable
+/// steps, growing with the backlog. No other statement of the store wants a bitmap scan
+/// (the counts of `stats` read trigger-kept tables; the plan test checks every hot
+/// statement under these settings). JIT is off because compiling costs milliseconds and
+/// the store's statements run in well under one.
+pub const PLANNER_SETTINGS: &[(&str, &str)] = &[("enable_bitmapscan", "off"), ("jit", "off")];
+
+/// The startup `options` of a store connection: the URL's own, then [`PLANNER_SETTINGS`].
+pub fn session_options(url_options: Option<&str>) -> String {
+    let ours = PLANNER_SETTINGS.iter().map(|(name, value)| format!("-c {name}={value}"));
+    url_options.into_iter().map(str::to_owned).chain(ours).collect::<Vec<_>>().join(" ")
+}
+
+/// [`PLANNER_SETTINGS`] as `SET LOCAL` statements, for a session that did not start with
+/// them (the plan tests, a psql session reproducing a plan).
+pub fn planner_settings_local() -> String {
+    PLANNER_SETTINGS.iter().map(|(name, value)| format!("SET LOCAL {name} = {value}")).collect::<Vec<_>>().join("; ")
+}
 
 /// Claims up to `$2` claimable steps of the revisions `$1` for worker `$3` under claim id
 /// `$4`, highest task priority first, then longest ready; skips rows other workers are
