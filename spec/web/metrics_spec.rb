@@ -3,10 +3,12 @@
 RSpec.describe "TaskerCore::Web GET /metrics on the real core" do
   include WebHelpers
 
-  # fetch -> charge (retryable, 3 attempts) -> ship (a short deadline, no retry).
+  # fetch -> charge (retryable, 3 attempts) -> ship (a short deadline, no retry). fetch's
+  # deadline is long: an example holds its event while it scrapes, and on a loaded machine
+  # the test environment's 5 s default expired it once (the completion was then refused).
   def shop_workflow
     @shop_workflow ||= define_workflow("web_metrics_shop", steps: [
-                                         { name: "fetch", handler: "SpecHandlers::Echo" },
+                                         { name: "fetch", handler: "SpecHandlers::Echo", timeout_seconds: 60 },
                                          { name: "charge", handler: "SpecHandlers::Echo", dependencies: ["fetch"],
                                            retry: { retryable: true, max_attempts: 3, backoff_base_ms: 10,
                                                     max_backoff_ms: 20 } },
