@@ -24,6 +24,11 @@ async fn applied_versions(db: &pg::TestDatabase) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// (version, name) of every migration compiled in, in order.
+fn every_migration() -> Vec<(i32, String)> {
+    migrate::MIGRATIONS.iter().map(|m| (m.version, m.name.to_owned())).collect()
+}
+
 #[tokio::test]
 async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
     let test_db = pg::server().fresh_database().await;
@@ -35,8 +40,7 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
 
     let (_db, second) = open(&test_db.url, &config).await.expect("second open");
     assert!(second.applied.is_empty(), "{second:?}");
-    let expected: Vec<(i32, String)> = migrate::MIGRATIONS.iter().map(|m| (m.version, m.name.to_owned())).collect();
-    assert_eq!(applied_versions(&test_db).await, expected);
+    assert_eq!(applied_versions(&test_db).await, every_migration());
 
     // The schema is really there: every table of the store.
     let client = test_db.connect().await;
@@ -79,8 +83,7 @@ async fn concurrent_migrations_apply_each_version_once() {
     let appliers = reports.iter().filter(|r| !r.applied.is_empty()).count();
     assert_eq!(appliers, 1, "exactly one caller applies the migrations: {reports:?}");
     assert!(reports.iter().all(|r| r.version == migrate::code_version()));
-    let expected: Vec<(i32, String)> = migrate::MIGRATIONS.iter().map(|m| (m.version, m.name.to_owned())).collect();
-    assert_eq!(applied_versions(&test_db).await, expected);
+    assert_eq!(applied_versions(&test_db).await, every_migration());
 }
 
 #[tokio::test]
@@ -207,13 +210,7 @@ async fn the_status_counts_migration_counts_the_rows_a_database_already_holds() 
         .expect("rows of schema 1");
     let report = ensure_schema_with(&db, migrate::MIGRATIONS).await.expect("the rest");
     assert_eq!(report.applied.first().map(|(v, _)| *v), Some(2));
-    let counted: Vec<(String, String, i64)> = client
-        .query("SELECT relation, status, n FROM tasker.status_counts ORDER BY 1, 2", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let counted = pg::status_rows(&client, "SELECT relation, status, n FROM tasker.status_counts ORDER BY 1, 2").await;
     let expected =
         [("steps", "complete", 1), ("steps", "enqueued", 2), ("tasks", "complete", 1), ("tasks", "pending", 2)];
     assert_eq!(counted, expected.map(|(r, s, n)| (r.to_string(), s.to_string(), n)));

@@ -359,24 +359,15 @@ async fn status_counts_follow_every_writer_and_stay_the_same_when_folded() {
     assert_eq!(changes().await, 0, "everything was folded");
     assert_eq!(counts(store.as_ref()).await, before, "folding changed a count");
     // What the triggers counted is what the tables hold.
-    let truth: Vec<(String, String, i64)> = client
-        .query(
-            "SELECT 'tasks', status, count(*) FROM tasker.tasks GROUP BY status \
-             UNION ALL SELECT 'steps', status, count(*) FROM tasker.steps GROUP BY status ORDER BY 1, 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let counted: Vec<(String, String, i64)> = client
-        .query("SELECT relation, status, n FROM tasker.status_counts WHERE n <> 0 ORDER BY 1, 2", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let truth = pg::status_rows(
+        &client,
+        "SELECT 'tasks', status, count(*) FROM tasker.tasks GROUP BY status \
+         UNION ALL SELECT 'steps', status, count(*) FROM tasker.steps GROUP BY status ORDER BY 1, 2",
+    )
+    .await;
+    let counted =
+        pg::status_rows(&client, "SELECT relation, status, n FROM tasker.status_counts WHERE n <> 0 ORDER BY 1, 2")
+            .await;
     assert_eq!(counted, truth);
 }
 

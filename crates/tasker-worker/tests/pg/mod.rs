@@ -210,3 +210,15 @@ pub async fn register_template(
         .unwrap_or_else(|e| panic!("register {namespace}/{name}:{version}: {e:?}"));
     (row.get(0), row.get(1))
 }
+
+/// The rows of `sql`, a query answering (relation or table, status, count): what the status
+/// counts hold, or what a `GROUP BY status` over the tables says they should.
+pub async fn status_rows(client: &Client, sql: &str) -> Vec<(String, String, i64)> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
