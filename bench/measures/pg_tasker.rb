@@ -11,11 +11,11 @@ module Bench
     # Section 8: TaskerCore on PostgreSQL, `tasker-worker` processes on a private server
     # (fsync on). Tasks are created in one transaction while the workers are already
     # running and idle, so the clock starts at its commit (all become claimable at once)
-    # and stops when every task is finished (the store's finished-task counters, read every
-    # 5 ms). With each run:
-    # the CPU the server's processes and the workers used per step, and the transactions
-    # committed per step (each statement the store sends outside a transaction commits on
-    # its own, so this is about its round trips per step too).
+    # and stops when every task is finished (the store's NOTIFY of finished tasks, counted
+    # by a listening connection). With each run: the CPU the server's processes and the
+    # workers used per step, and the transactions committed per step (each statement the
+    # store sends outside a transaction commits on its own, so this is about its round
+    # trips per step too).
     class PgDrain
       CONCURRENCY = 5
 
@@ -216,9 +216,9 @@ module Bench
     end
 
     # The dashboard's server time on the bloat run's database (N tasks waiting, or N
-    # finished with a live worker): each page and JSON route answered in-process by TaskerCore::Web through
-    # Rack::MockRequest from a client process (TaskerCore.connect); the median and the
-    # slowest of REPEATS requests per route, in ms.
+    # finished with a live worker): each page and JSON route answered in-process by
+    # TaskerCore::Web through Rack::MockRequest from a client process (TaskerCore.connect);
+    # the median and the slowest of REPEATS requests per route, in ms.
     class PgDashboard
       REPEATS = 7
 

@@ -77,9 +77,10 @@ module Bench
       "pg_noop" => "TaskerCore on the same private PostgreSQL: `tasker-worker` processes (concurrency 5 each) " \
                    "start and go idle; then N single-step no-op tasks are created in one transaction, so all become " \
                    "claimable at its commit; timed from the commit until every task is finished (the store's " \
-                   "NOTIFY of finished tasks, counted by a listening connection). In brackets, per step: CPU of the server's " \
-                   "processes and of the worker processes (/proc), and transactions committed (pg_stat_database; the store sends each statement on its " \
-                   "own, so this is its round trips per step as well).",
+                   "NOTIFY of finished tasks, counted by a listening connection). In brackets, per step: CPU of " \
+                   "the server's processes and of the worker processes (/proc), and transactions committed " \
+                   "(pg_stat_database; the store sends each statement on its own, so this is its round trips per " \
+                   "step as well).",
       "pg_ratios" => "The PostgreSQL line with one worker process against Sidekiq, DelayedJob (2 processes) and the " \
                      "raw-SQL floor, all measured above in the same run.",
       "pg_dag" => "The same with two-step chains (a -> b) and with the five-step diamonds of line 4, one worker " \
