@@ -304,6 +304,12 @@ module Bench
         pg.wait_drained(conn, tasks: @tasks, timeout: 3600)
         first = finished_at(conn, @window - 1) - started
         last = finished_at(conn, @tasks - 1) - finished_at(conn, @tasks - @window - 1)
+        # A window inside one completion batch (its tasks share the batch's completed_at)
+        # has no duration: the window must be larger than a batch (512 results).
+        unless first.positive? && last.positive?
+          raise MeasureError, "a window of #{@window} tasks finished within one batch (first #{first} s, " \
+                              "last #{last} s); use a larger window"
+        end
         { tasks: @tasks, window: @window, first_steps_per_s: @window / first, last_steps_per_s: @window / last,
           last_vs_first: first / last, pages_backlog: backlog, pages: PgDashboard.new(pg.url, conn).call }
       end

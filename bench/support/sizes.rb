@@ -15,7 +15,7 @@ module Bench
         memory_steps: 20_000, memory_batch: 2_000, pending_events: 1_000,
         dj_jobs: 300,
         pg_tasks: 2_000, pg_dag_tasks: 300, pg_create_tasks: 400, pg_recovery_tasks: 400,
-        pg_bloat_tasks: 4_000, pg_bloat_window: 400
+        pg_bloat_tasks: 4_000, pg_bloat_window: 1_000
       },
       "small" => {
         ffi_tasks: 5_000, queue_iterations: 200_000,
