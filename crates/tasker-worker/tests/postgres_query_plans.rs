@@ -71,5 +71,18 @@ async fn the_statements_inside_the_sql_functions_use_indexes() {
             misses.push(format!("no function statement uses {index}"));
         }
     }
+    // record_results writes the step and task rows its fence read by their TIDs, not
+    // through a second primary-key lookup (migration 0004).
+    let recording = nested.iter().find(|p| p.contains("UPDATE tasker.steps s") && p.contains("s.ctid = e.step_row"));
+    match recording {
+        None => misses.push("auto_explain logged no record_results statement".to_string()),
+        Some(plan) => {
+            for table in ["steps", "tasks"] {
+                if !plan.contains(&format!("Tid Scan on {table}")) {
+                    misses.push(format!("record_results does not write {table} by TID:\n{plan}"));
+                }
+            }
+        }
+    }
     assert!(misses.is_empty(), "{}", misses.join("\n\n"));
 }

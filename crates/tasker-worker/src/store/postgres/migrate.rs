@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "record_results_linear",
         sql: include_str!("../../../migrations/0003_record_results_linear.sql"),
     },
+    Migration {
+        version: 4,
+        name: "completion_writes_in_place",
+        sql: include_str!("../../../migrations/0004_completion_writes_in_place.sql"),
+    },
 ];
 
 /// The schema version this code needs (the last migration's).
