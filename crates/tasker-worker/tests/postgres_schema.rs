@@ -35,7 +35,10 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
     let config = StoreSettings::default();
 
     let (_db, first) = open(&test_db.url, &config).await.expect("first open");
-    assert_eq!(first.applied, vec![(1, "initial"), (2, "status_counts"), (3, "record_results_linear"), (4, "completion_writes_in_place")]);
+    assert_eq!(
+        first.applied,
+        vec![(1, "initial"), (2, "status_counts"), (3, "record_results_linear"), (4, "completion_writes_in_place")]
+    );
     assert_eq!(first.version, migrate::code_version());
 
     let (_db, second) = open(&test_db.url, &config).await.expect("second open");
