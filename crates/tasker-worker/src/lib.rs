@@ -20,6 +20,7 @@ mod store;
 mod system;
 mod template;
 mod time_format;
+mod uuid_map;
 mod worker;
 
 pub use bootstrap::{BootstrapRequest, DATABASE_URL_ENV, DISPATCH_KEYS, TEMPLATE_PATH_ENV};

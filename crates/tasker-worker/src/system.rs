@@ -370,7 +370,21 @@ impl System {
     }
 
     /// Runs a store call on the calling thread (never a runtime thread).
+    ///
+    /// The future is first polled once in place, inside the runtime's context: a call
+    /// of the embedded store is ready at once (it takes a lock and returns), and this
+    /// saves it the runtime's park-and-enter machinery on every `create_task` and
+    /// `task_status` from Ruby. Only a future that is not ready is handed to `block_on`,
+    /// which polls it again with a waker that can wake this thread.
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        {
+            let _context = self.runtime.handle().enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+        }
         self.runtime.handle().block_on(future)
     }
 

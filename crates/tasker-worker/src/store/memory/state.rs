@@ -24,6 +24,7 @@ use crate::store::{
 };
 use crate::template::WorkflowTemplate;
 use crate::time_format::hex;
+use crate::uuid_map::UuidMap;
 
 /// The limits of the embedded store (from `[storage.embedded]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +108,9 @@ struct StepRecord {
     /// Dependencies not yet complete.
     waiting_on: u32,
     result: Option<Arc<Value>>,
-    error: Option<StepExecutionError>,
+    /// Boxed: most steps never fail, and a step record is allocated for every step of
+    /// every task created (the error inline tripled its size).
+    error: Option<Box<StepExecutionError>>,
     /// The event of the attempt in progress; results for any other event are stale.
     event_id: Option<Uuid>,
     /// When it last became ready.
@@ -137,7 +140,8 @@ struct TaskRecord {
     in_flight: usize,
     failed: bool,
     started: bool,
-    cancel: Option<CancelRequest>,
+    /// Boxed, like a step's error: rare, and the record is allocated for every task.
+    cancel: Option<Box<CancelRequest>>,
     created_at: SystemTime,
     /// Position in creation order (the listing index).
     created_seq: u64,
@@ -328,7 +332,9 @@ pub struct MemoryCounts {
 /// The embedded store's state. Not thread-safe on its own.
 #[derive(Debug)]
 pub struct MemoryState {
-    tasks: HashMap<Uuid, TaskRecord>,
+    /// Boxed: the table then moves 8 bytes per task when it grows, not the whole record
+    /// (most of the memory a burst of `create_task` first touched).
+    tasks: UuidMap<Box<TaskRecord>>,
     ready: BinaryHeap<ReadyEntry>,
     /// Retries and delayed starts, by when they are due.
     scheduled: BinaryHeap<Reverse<(Instant, u64, StepRef)>>,
@@ -361,7 +367,7 @@ impl MemoryState {
 
     fn with_rng(limits: MemoryLimits, rng: fastrand::Rng) -> Self {
         Self {
-            tasks: HashMap::new(),
+            tasks: UuidMap::default(),
             ready: BinaryHeap::new(),
             scheduled: BinaryHeap::new(),
             gates: HashMap::new(),
@@ -476,7 +482,7 @@ impl MemoryState {
         }
         self.order.insert(created_seq, uuid);
         self.counts.task_moved(None, Some(TaskStatus::Pending));
-        self.tasks.insert(uuid, record);
+        self.tasks.insert(uuid, Box::new(record));
         self.unfinished += 1;
         Ok((uuid, true))
     }
@@ -654,14 +660,14 @@ impl MemoryState {
             AttemptDecision::Retry { delay } => {
                 bytes += error_bytes(result.error.as_ref());
                 set_step(&mut self.counts, step, StepStatus::WaitingForRetry);
-                step.error = Some(recorded_error(result.error.take()));
+                step.error = Some(Box::new(recorded_error(result.error.take())));
                 self.throughput.add(wall, false);
                 self.seq += 1;
                 self.scheduled.push(Reverse((now + delay, self.seq, StepRef { task: task.uuid, index: index as u32 })));
             }
             AttemptDecision::Requeue => {
                 step.attempts = step.attempts.saturating_sub(1);
-                step.error = Some(recorded_error(result.error.take()));
+                step.error = Some(Box::new(recorded_error(result.error.take())));
                 set_step(&mut self.counts, step, StepStatus::Enqueued);
                 if open {
                     step.ready_at = Some(wall);
@@ -672,7 +678,7 @@ impl MemoryState {
             AttemptDecision::Fail => {
                 bytes += error_bytes(result.error.as_ref());
                 set_step(&mut self.counts, step, StepStatus::Error);
-                step.error = Some(recorded_error(result.error.take()));
+                step.error = Some(Box::new(recorded_error(result.error.take())));
                 task.failed = true;
                 self.throughput.add(wall, false);
             }
@@ -724,7 +730,7 @@ impl MemoryState {
         }
         if task.cancel.is_none() {
             task.bytes += reason.as_ref().map_or(0, String::len);
-            task.cancel = Some(CancelRequest { at: wall, reason });
+            task.cancel = Some(Box::new(CancelRequest { at: wall, reason }));
         }
         let in_flight = task.in_flight;
         Ok(match self.settle(uuid, wall) {
@@ -846,11 +852,11 @@ impl MemoryState {
         if !self.tasks.contains_key(uuid) {
             return Err(self.not_found(uuid));
         }
-        self.tasks.get_mut(uuid).ok_or(StoreError::TaskNotFound(*uuid))
+        self.tasks.get_mut(uuid).map(|task| &mut **task).ok_or(StoreError::TaskNotFound(*uuid))
     }
 
     pub fn task_status(&self, uuid: &Uuid) -> Result<TaskStatusView, StoreError> {
-        self.tasks.get(uuid).map(task_view).ok_or_else(|| self.not_found(uuid))
+        self.tasks.get(uuid).map(|task| task_view(task)).ok_or_else(|| self.not_found(uuid))
     }
 
     /// Tasks newest first, filtered.
@@ -968,7 +974,7 @@ fn task_view(task: &TaskRecord) -> TaskStatusView {
                 max_attempts: def.retry.max_attempts,
                 dependencies: def.dependencies.clone(),
                 result: step.result.clone(),
-                error: step.error.clone(),
+                error: step.error.as_deref().cloned(),
                 history: step.history.clone(),
             })
             .collect(),

@@ -16,7 +16,7 @@
 //! `ready_at` to the poll) after the inbox lock is let go. An event given back by
 //! `release` and polled again is observed again, from the same `ready_at`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +36,7 @@ use crate::metrics::StepMetrics;
 use crate::store::ChangeFeed;
 use crate::template::StepDefinition;
 use crate::time_format::rfc3339_millis;
+use crate::uuid_map::UuidMap;
 use crate::worker::latency_window::LatencyWindow;
 use crate::worker::slots::DispatchSlot;
 
@@ -167,7 +168,7 @@ pub struct FfiDispatchChannel {
     completion_sender: mpsc::Sender<StepExecutionResult>,
     inbox: Mutex<Inbox>,
     inbox_ready: Condvar,
-    pending: Mutex<HashMap<Uuid, PendingEvent>>,
+    pending: Mutex<UuidMap<PendingEvent>>,
     late: Mutex<LateMemory>,
     config: FfiDispatchChannelConfig,
     counters: Counters,
@@ -203,7 +204,7 @@ impl FfiDispatchChannel {
             completion_sender,
             inbox: Mutex::new(Inbox::default()),
             inbox_ready: Condvar::new(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(UuidMap::default()),
             late: Mutex::new(LateMemory::default()),
             config,
             counters: Counters::default(),
@@ -381,7 +382,7 @@ impl FfiDispatchChannel {
     /// event is no longer pending.
     fn send_reserved(
         &self,
-        mut pending: MutexGuard<'_, HashMap<Uuid, PendingEvent>>,
+        mut pending: MutexGuard<'_, UuidMap<PendingEvent>>,
         event_id: Uuid,
         result: StepExecutionResult,
         permit: mpsc::Permit<'_, StepExecutionResult>,
