@@ -385,3 +385,39 @@ async fn store_connections_start_with_the_planner_settings_after_the_urls_own_op
     assert_eq!(show("jit").await, "off");
     assert_eq!(show("work_mem").await, "7MB", "the URL's own options are kept");
 }
+
+#[tokio::test]
+async fn claims_commit_without_waiting_for_the_wal_flush_and_leave_the_session_as_it_was() {
+    use tasker_worker::postgres::sql::{CLAIM_STEPS, LOCK_TEMPLATE_CLAIMS};
+    let (db, store) = fresh_store().await;
+    let t = register(store.as_ref(), &one_step("app", "async", "1.0.0")).await;
+    let task = create(store.as_ref(), &t, json!({})).await;
+    let mut client = db.connect().await;
+    let revision: i64 = client
+        .query_one("SELECT current_revision_id FROM tasker.templates WHERE name = 'async'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let show = "SELECT current_setting('synchronous_commit')";
+
+    for label in ["CLAIM_STEPS", "LOCK_TEMPLATE_CLAIMS"] {
+        let transaction = client.transaction().await.unwrap();
+        let before: String = transaction.query_one(show, &[]).await.unwrap().get(0);
+        assert_eq!(before, "on", "{label}: the server's default");
+        if label == "CLAIM_STEPS" {
+            let rows =
+                transaction.query(CLAIM_STEPS, &[&vec![revision], &10i64, &"w-async", &Uuid::new_v4()]).await.unwrap();
+            let claimed: Vec<Uuid> = rows.iter().filter_map(|r| r.get::<_, Option<Uuid>>(0)).collect();
+            assert_eq!(claimed, vec![task], "the claim took the task's step");
+        } else {
+            transaction.execute(LOCK_TEMPLATE_CLAIMS, &[&7i64]).await.unwrap();
+        }
+        let during: String = transaction.query_one(show, &[]).await.unwrap().get(0);
+        assert_eq!(during, "off", "{label} commits asynchronously");
+        transaction.commit().await.unwrap();
+        let after: String = client.query_one(show, &[]).await.unwrap().get(0);
+        assert_eq!(after, "on", "{label}: only its own transaction commits asynchronously");
+    }
+    // The asynchronous commit is a commit: the step is claimed for every reader.
+    assert_eq!(status(store.as_ref(), task).await.status, TaskStatus::InProgress);
+}

@@ -53,6 +53,14 @@ pub fn planner_settings_local() -> String {
 /// `next_due_ms` (how long until the earliest scheduled step is due, NULL when none) and
 /// `repeated` (the steps are a repeated claim's).
 ///
+/// The claim commits asynchronously (`synchronous_commit` off for its transaction): it
+/// returns as soon as its commit is in the WAL buffer, without waiting for the flush,
+/// on an idle worker about 0.3 ms of the 1.5 ms from a task's commit to its handler's
+/// start. Nothing can be lost by it: a claim that a server crash takes back leaves its
+/// steps claimable, so they run again (delivery is at least once, and the crashed claim's
+/// event ids are stale, so its results are refused); a result is recorded with a
+/// synchronous commit, whose flush also makes every earlier claim durable.
+///
 /// Indexes: `steps_claim (priority DESC, ready_at) INCLUDE (revision_id) WHERE status = 'enqueued'`,
 /// scanned in order (the LIMIT stops it after `$2` unlocked rows); `steps_in_progress
 /// (worker_id, claim_id)` for the repeat; `steps_scheduled (ready_at)` for promotion and
@@ -97,7 +105,9 @@ WITH previous AS (
             FROM tasker.steps d
             WHERE d.status IN ('pending', 'waiting_for_retry') AND d.ready_at IS NOT NULL)::double precision
                AS next_due_ms,
-           EXISTS (SELECT 1 FROM previous) AS repeated
+           EXISTS (SELECT 1 FROM previous) AS repeated,
+           -- The claim commits without waiting for its WAL flush (see the doc comment).
+           set_config('synchronous_commit', 'off', true) AS commit_mode
 )
 SELECT a.task_uuid, a.step_index, a.step_uuid, a.attempts, a.event_id, a.ready_at, t.revision_id, t.context,
        t.correlation_id, t.trace_id,
@@ -154,8 +164,10 @@ JOIN tasker.tasks t ON t.task_uuid = a.task_uuid
 JOIN tasker.template_steps ts ON ts.revision_id = t.revision_id AND ts.step_index = a.step_index
 ORDER BY a.priority DESC, a.ready_at, a.task_seq, a.step_index";
 
-/// Serialises the claims of one capped template (`$1` its id) until the transaction ends.
-pub const LOCK_TEMPLATE_CLAIMS: &str = "SELECT pg_advisory_xact_lock(1952543346, CAST($1::bigint AS integer))";
+/// Serialises the claims of one capped template (`$1` its id) until the transaction ends,
+/// and makes the transaction commit asynchronously, as [`CLAIM_STEPS`] does.
+pub const LOCK_TEMPLATE_CLAIMS: &str = "SELECT pg_advisory_xact_lock(1952543346, CAST($1::bigint AS integer)), \
+                                        set_config('synchronous_commit', 'off', true)";
 
 /// Where results whose claim this process does not remember belong (a result recorded by
 /// another store than the one that claimed it, a lease being expired): per result
