@@ -123,8 +123,15 @@ module Bench
     # create_task (a client process) -> handler start (an idle worker process, woken by
     # LISTEN/NOTIFY): the handler answers the wall-clock time it started; one task at a
     # time, the next created once this one finished.
+    #
+    # Then, with the same worker still running, the database's part alone (the floor):
+    # a plain `pg` connection creates the task with `tasker.create_task` (its own
+    # transaction), and a second one, listening as a worker does, receives the wake-up
+    # NOTIFY; the time from before the create until the notification is read. No engine
+    # is involved on either side, so the engine's share is the difference.
     class PgLatency
       WARMUP = 10
+      READY_CHANNEL = "tasker_steps_ready"
 
       # @param sizes [Hash] see Bench::Sizes
       def initialize(sizes:)
@@ -141,9 +148,11 @@ module Bench
             sleep 0.5 # its threads reach their poll, its executor its wait
             WARMUP.times { sample }
             starts, rounds = Array.new(@samples) { sample }.transpose
+            floor = floor_samples(pg.url)
             { samples: @samples, p50_ms: Helper.percentile(starts, 50), p99_ms: Helper.percentile(starts, 99),
               max_ms: starts.max, finished_p50_ms: Helper.percentile(rounds, 50),
-              finished_p99_ms: Helper.percentile(rounds, 99) }
+              finished_p99_ms: Helper.percentile(rounds, 99),
+              floor_p50_ms: Helper.percentile(floor, 50), floor_p99_ms: Helper.percentile(floor, 99) }
           ensure
             pg.stop(server: false)
           end
@@ -162,6 +171,32 @@ module Bench
 
         started = task["steps"].first.dig("result", "started_ns")
         [(started - before) / 1e6, (finished - before) / 1e6]
+      end
+
+      # @return [Array<Float>] ms: SQL create -> its NOTIFY read by a listening connection
+      def floor_samples(url)
+        creator = PG.connect(url)
+        listener = PG.connect(url)
+        listener.exec("LISTEN #{READY_CHANNEL}")
+        (WARMUP + @samples).times.map do
+          before = Helper.now
+          uuid = creator.exec("SELECT tasker.create_task('#{Templates::NAMESPACE}', 'stamp_wall', NULL, '{}')")
+                        .getvalue(0, 0)
+          raise MeasureError, "no NOTIFY on #{READY_CHANNEL} within 10 s of a commit" unless listener.wait_for_notify(10)
+
+          notified = Helper.now
+          drain_notifications(listener)
+          TaskerCore.wait_for_task(uuid, timeout: 10)
+          (notified - before) * 1e3
+        end.drop(WARMUP)
+      ensure
+        creator&.close
+        listener&.close
+      end
+
+      # Reads the notifications that came since (other processes' wake-ups).
+      def drain_notifications(conn)
+        nil while conn.wait_for_notify(0)
       end
     end
 
