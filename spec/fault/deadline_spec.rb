@@ -59,8 +59,11 @@ RSpec.describe "Deadlines under GVL load", :core do
 
   it "runs the retry of a timed-out attempt while the first still runs, completes the task, and rejects the late completion" do
     restart_core(concurrency: 4)
+    # The retry must start and finish within the same deadline while the spinner holds the
+    # GVL for 100 ms slices: 500 ms leaves it several slices (at 200 ms it once timed out
+    # too, on a busy CI machine, and attempt 3 completed the step).
     ref = define_workflow("overrun_then_retry",
-                          steps: [fault_step("slow", "Overrun", timeout: deadline, inputs: { "seconds" => 0.8 }),
+                          steps: [fault_step("slow", "Overrun", timeout: 0.5, inputs: { "seconds" => 1.5 }),
                                   fault_step("after", "Quick", dependencies: ["slow"])])
     worker = start_worker(concurrency: 4)
 
