@@ -60,10 +60,12 @@ RSpec.describe "Deadlines under GVL load", :core do
   it "runs the retry of a timed-out attempt while the first still runs, completes the task, and rejects the late completion" do
     restart_core(concurrency: 4)
     # The retry must start and finish within the same deadline while the spinner holds the
-    # GVL for 100 ms slices: 500 ms leaves it several slices (at 200 ms it once timed out
-    # too, on a busy CI machine, and attempt 3 completed the step).
+    # GVL for 100 ms slices: 400 ms leaves it several slices (at 200 ms it once timed out
+    # too, on a busy CI machine, and attempt 3 completed the step). The first attempt's
+    # 0.9 s sleep ends 0.5 s before the watchdog would interrupt it (deadline + the test
+    # environment's hung_handler_grace_ms of 1 s), so its late completion still comes.
     ref = define_workflow("overrun_then_retry",
-                          steps: [fault_step("slow", "Overrun", timeout: 0.5, inputs: { "seconds" => 1.5 }),
+                          steps: [fault_step("slow", "Overrun", timeout: 0.4, inputs: { "seconds" => 0.9 }),
                                   fault_step("after", "Quick", dependencies: ["slow"])])
     worker = start_worker(concurrency: 4)
 
