@@ -4,6 +4,7 @@ require "fileutils"
 require "json"
 require "open3"
 require "optparse"
+require_relative "support/figures"
 
 module Bench
   # This checkout against an earlier commit of tasker_core, measure by measure, in one
@@ -118,6 +119,9 @@ module Bench
       end
     end
 
+    # The middle value (the mean of the two middle ones for an even count). Not
+    # Helper.percentile: that file loads the native extension, and this script runs
+    # outside both trees' builds.
     def median(values)
       values = values.compact
       return nil if values.empty?
@@ -130,7 +134,7 @@ module Bench
     def number(value)
       return "n/a" if value.nil?
 
-      value >= 100 ? value.round.to_s.reverse.scan(/\d{1,3}/).join(",").reverse : format("%.3f", value)
+      value >= 100 ? Figures.rate(value) : format("%.3f", value)
     end
 
     # This side as a share of the baseline, oriented so that above 1 is better.

@@ -1,11 +1,14 @@
 # frozen_string_literal: true
 
+require_relative "figures"
 require_relative "registry"
 
 module Bench
   # Turns the measures' results into the suite's one table: a line per number, its
   # target and whether the target was met. A missed target never fails the run.
   class Report
+    include Figures
+
     Row = Struct.new(:id, :label, :result, :target, :status, keyword_init: true)
 
     # The short explanation of each line, for docs/benchmarks.md.
@@ -354,15 +357,6 @@ module Bench
 
     def pass(condition)
       condition ? "pass" : "MISS"
-    end
-
-    # 37233.1 -> "37,233"
-    def rate(value)
-      count(value.round)
-    end
-
-    def count(value)
-      value.to_i.to_s.reverse.scan(/\d{1,3}/).join(",").reverse.then { |s| value.negative? ? "-#{s}" : s }
     end
 
     def num(value, digits)
