@@ -55,8 +55,8 @@ impl From<&crate::config::EmbeddedStoreConfig> for MemoryLimits {
 }
 
 /// Evicted task uuids remembered, so `task_status` can say "evicted" instead of "unknown"
-/// (about 50 bytes each; the oldest are forgotten first).
-const EVICTION_MEMORY: usize = 16_384;
+/// (40 bytes each; the oldest are forgotten first).
+pub(super) const EVICTION_MEMORY: usize = 16_384;
 /// Fixed bytes counted per task and per step on top of their JSON: the records, their
 /// index entries, the attempt history and the allocator's share, as measured (a
 /// finished one-step no-op task takes about 2.6 KB of resident memory).
@@ -169,44 +169,56 @@ impl TaskRecord {
     }
 }
 
-/// Why a task was evicted.
+/// Why a task was evicted (the limit itself is the state's, so a record stays one byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Eviction {
-    Retention(Duration),
-    MemoryBudget(u64),
+    Retention,
+    MemoryBudget,
 }
 
 impl Eviction {
-    fn describe(self) -> String {
+    fn describe(self, limits: &MemoryLimits) -> String {
         match self {
-            Eviction::Retention(d) => format!(
+            Eviction::Retention => format!(
                 "its retention of {} s (storage.embedded.finished_task_retention_seconds) had passed",
-                d.as_secs()
+                limits.retention.as_secs()
             ),
-            Eviction::MemoryBudget(b) => format!(
-                "finished tasks exceeded the memory budget of {b} bytes \
-                 (storage.embedded.finished_task_memory_budget_bytes); the oldest are evicted first"
+            Eviction::MemoryBudget => format!(
+                "finished tasks exceeded the memory budget of {} bytes \
+                 (storage.embedded.finished_task_memory_budget_bytes); the oldest are evicted first",
+                limits.memory_budget
             ),
         }
     }
 }
 
+/// One evicted task, remembered.
+#[derive(Debug, Clone, Copy)]
+struct EvictedTask {
+    uuid: Uuid,
+    at: SystemTime,
+    why: Eviction,
+}
+
+/// The last `EVICTION_MEMORY` evicted tasks, oldest first. A plain ring, searched newest
+/// first: it is read only when a uuid is not among the tasks (an error path), and a
+/// map beside it would take four times the memory (about 3.5 MB instead of 0.6 MB at
+/// this size) for every process, whether anyone ever asks or not.
 #[derive(Debug, Default)]
 struct EvictionMemory {
-    at: HashMap<Uuid, (SystemTime, Eviction)>,
-    order: VecDeque<Uuid>,
+    tasks: VecDeque<EvictedTask>,
 }
 
 impl EvictionMemory {
     fn remember(&mut self, uuid: Uuid, at: SystemTime, why: Eviction) {
-        if self.at.insert(uuid, (at, why)).is_none() {
-            self.order.push_back(uuid);
+        if self.tasks.len() >= EVICTION_MEMORY {
+            self.tasks.pop_front();
         }
-        while self.order.len() > EVICTION_MEMORY {
-            if let Some(old) = self.order.pop_front() {
-                self.at.remove(&old);
-            }
-        }
+        self.tasks.push_back(EvictedTask { uuid, at, why });
+    }
+
+    fn find(&self, uuid: &Uuid) -> Option<&EvictedTask> {
+        self.tasks.iter().rev().find(|t| t.uuid == *uuid)
     }
 }
 
@@ -625,6 +637,9 @@ impl MemoryState {
         let open = task.is_open();
         let step = &mut task.steps[index];
         step.event_id = None;
+        // One attempt is the common case: grow by one, not to the four records (576
+        // bytes) a first push would reserve.
+        step.history.reserve_exact(1);
         step.history.push(AttemptRecord {
             attempt: step.attempts,
             outcome: std::borrow::Cow::Borrowed(attempt_outcome(&result)),
@@ -813,9 +828,9 @@ impl MemoryState {
                 continue;
             }
             let why = if expired {
-                Eviction::Retention(self.limits.retention)
+                Eviction::Retention
             } else {
-                Eviction::MemoryBudget(self.limits.memory_budget)
+                Eviction::MemoryBudget
             };
             self.evict(&uuid, wall, why);
             evicted += 1;
@@ -842,8 +857,8 @@ impl MemoryState {
     // ------------------------------------------------------------------ reads
 
     fn not_found(&self, uuid: &Uuid) -> StoreError {
-        match self.evicted.at.get(uuid) {
-            Some((at, why)) => StoreError::TaskEvicted { uuid: *uuid, at: *at, why: why.describe() },
+        match self.evicted.find(uuid) {
+            Some(t) => StoreError::TaskEvicted { uuid: *uuid, at: t.at, why: t.why.describe(&self.limits) },
             None => StoreError::TaskNotFound(*uuid),
         }
     }

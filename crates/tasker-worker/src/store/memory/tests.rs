@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::state::{MemoryLimits, MemoryState};
+use super::state::{MemoryLimits, MemoryState, EVICTION_MEMORY};
 use crate::config::RetryDefaults;
 use crate::messages::{StepExecutionError, StepExecutionEvent, StepExecutionResult};
 use crate::store::{NewTask, RecordOutcome, StepStatus, StoreError, TaskStatus};
@@ -110,6 +110,32 @@ fn a_finished_task_is_evicted_once_its_retention_passes_and_says_so() {
         other => panic!("expected an eviction error, got {other:?}"),
     }
     assert!(matches!(state.task_status(&Uuid::new_v4()), Err(StoreError::TaskNotFound(_))));
+}
+
+#[test]
+fn only_the_latest_evictions_are_remembered_the_older_become_unknown() {
+    let mut state = MemoryState::with_seed(MemoryLimits { retention: Duration::ZERO, ..limits() }, 5);
+    let (t0, wall) = (Instant::now(), SystemTime::now());
+    let template = one_step();
+    let uuids: Vec<Uuid> = (0..=EVICTION_MEMORY)
+        .map(|_| {
+            let uuid = create(&mut state, &template, t0, wall);
+            let event = claim(&mut state, t0, 1).remove(0);
+            state.record(ok(&event, json!(1)), t0, wall);
+            assert_eq!(state.enforce_retention(wall, &|_| false), 1);
+            uuid
+        })
+        .collect();
+    assert!(matches!(state.task_status(&uuids[0]), Err(StoreError::TaskNotFound(_))), "the oldest is still known");
+    for uuid in [uuids[1], uuids[EVICTION_MEMORY / 2], uuids[EVICTION_MEMORY]] {
+        match state.task_status(&uuid) {
+            Err(StoreError::TaskEvicted { uuid: evicted, why, .. }) => {
+                assert_eq!(evicted, uuid);
+                assert!(why.contains("retention of 0 s"), "{why}");
+            }
+            other => panic!("expected an eviction error, got {other:?}"),
+        }
+    }
 }
 
 #[test]
