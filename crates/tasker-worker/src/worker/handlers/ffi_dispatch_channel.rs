@@ -139,9 +139,33 @@ struct PendingEvent {
     slot: Option<DispatchSlot>,
 }
 
-#[derive(Debug, Default)]
-struct Inbox {
-    queue: VecDeque<DispatchHandlerMessage>,
+/// Dispatched messages not yet polled (generic only so its bookkeeping is testable on
+/// its own).
+#[derive(Debug)]
+struct Inbox<M = DispatchHandlerMessage> {
+    queue: VecDeque<M>,
+}
+
+impl<M> Default for Inbox<M> {
+    fn default() -> Self {
+        Self { queue: VecDeque::new() }
+    }
+}
+
+/// Messages' room an emptied inbox keeps. A burst (a backlog released at once, a
+/// worker with thousands of handler slots) grows the queue to hundreds of bytes per
+/// message; without this the process would hold that buffer for good.
+const INBOX_KEPT_CAPACITY: usize = 256;
+
+impl<M> Inbox<M> {
+    /// The next message; gives a burst's room back once the queue runs empty.
+    fn take(&mut self) -> Option<M> {
+        let message = self.queue.pop_front()?;
+        if self.queue.is_empty() && self.queue.capacity() > INBOX_KEPT_CAPACITY {
+            self.queue.shrink_to(INBOX_KEPT_CAPACITY);
+        }
+        Some(message)
+    }
 }
 
 /// Event ids that timed out recently, to tell a late completion from an unknown one.
@@ -238,7 +262,7 @@ impl FfiDispatchChannel {
         // The inbox stays locked until the event is pending, so `shutdown` (which drains
         // both under the inbox lock) sees it in one place or the other, never in neither.
         let mut inbox = self.inbox.lock();
-        let message = inbox.queue.pop_front()?;
+        let message = inbox.take()?;
         let (event, polled_wall) = self.track(message);
         drop(inbox);
         self.observe_queue_wait(&event, polled_wall);
@@ -252,7 +276,7 @@ impl FfiDispatchChannel {
         let deadline = Instant::now().checked_add(timeout);
         let mut inbox = self.inbox.lock();
         loop {
-            if let Some(message) = inbox.queue.pop_front() {
+            if let Some(message) = inbox.take() {
                 // Tracked before the inbox is unlocked: see `poll`.
                 let (event, polled_wall) = self.track(message);
                 drop(inbox);
@@ -692,4 +716,22 @@ fn shutdown_failure(identity: StepIdentity, step_name: &str, why: &str) -> StepE
         true,
     ))
     .with_identity(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Inbox, INBOX_KEPT_CAPACITY};
+
+    #[test]
+    fn an_emptied_inbox_gives_back_the_room_of_a_burst_and_keeps_the_order() {
+        let mut inbox: Inbox<u32> = Inbox::default();
+        inbox.queue.extend(0..10_000);
+        assert!(inbox.queue.capacity() >= 10_000);
+        let taken: Vec<u32> = std::iter::from_fn(|| inbox.take()).collect();
+        assert_eq!(taken, (0..10_000).collect::<Vec<_>>());
+        assert!(inbox.queue.capacity() <= INBOX_KEPT_CAPACITY, "kept {}", inbox.queue.capacity());
+        inbox.queue.extend(0..3);
+        assert_eq!(inbox.take(), Some(0));
+        assert!(inbox.queue.capacity() >= 2, "a queue that still holds messages keeps its room");
+    }
 }
