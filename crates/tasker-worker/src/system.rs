@@ -714,8 +714,10 @@ fn open_store(
 }
 
 /// The maintenance task: heartbeats the running worker, fails the steps of workers that
-/// stopped beating (counted in `metrics`), folds the store's status counts, and purges
-/// finished tasks past their retention.
+/// stopped beating (counted in `metrics`), folds the store's status counts, purges
+/// finished tasks past their retention, and has the store reclaim dead steps (on a task of
+/// its own, at most one at a time: a vacuum may take seconds, and must not delay the
+/// heartbeat).
 /// Store errors are logged and the next tick tries again.
 async fn maintain(
     store: Arc<dyn TaskStore>,
@@ -727,10 +729,16 @@ async fn maintain(
 ) {
     let mut last_purge = tokio::time::Instant::now();
     let mut failing = false;
+    let mut reclaiming: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             biased;
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                if let Some(task) = reclaiming {
+                    task.abort();
+                }
+                return;
+            }
             _ = tokio::time::sleep(liveness.heartbeat_interval) => {}
         }
         let registration = beat.lock().worker.as_ref().map(|(registration, slots)| {
@@ -763,6 +771,9 @@ async fn maintain(
             last_purge = tokio::time::Instant::now();
             result = store.purge_finished().await.map(|_| ());
         }
+        if result.is_ok() && reclaiming.as_ref().is_none_or(|task| task.is_finished()) {
+            reclaiming = Some(tokio::spawn(reclaim_dead_steps(Arc::clone(&store))));
+        }
         match result {
             Err(error) if !failing => {
                 failing = true;
@@ -774,6 +785,19 @@ async fn maintain(
             }
             _ => {}
         }
+    }
+}
+
+/// One reclaim of dead steps (see `TaskStore::reclaim_dead_steps`), logged at debug: a
+/// failure is the database's, which the maintenance tick reports itself.
+async fn reclaim_dead_steps(store: Arc<dyn TaskStore>) {
+    let started = std::time::Instant::now();
+    match store.reclaim_dead_steps().await {
+        Ok(Some(dead)) => {
+            tracing::debug!("vacuumed the steps table ({dead} dead row versions) in {:?}", started.elapsed())
+        }
+        Ok(None) => {}
+        Err(error) => tracing::debug!("reclaiming dead steps failed: {error}"),
     }
 }
 

@@ -115,7 +115,7 @@ fn shipped_base_files_set_every_leaf_key_of_the_defaults() {
     let missing: Vec<_> = expected.difference(&in_base).collect();
     assert!(missing.is_empty(), "keys of TaskerConfig missing from config/tasker/base: {missing:?}");
     assert!(expected.contains(&format!("{HD}.max_concurrent_handlers")));
-    assert_eq!(expected.len(), 36, "leaf count of TaskerConfig changed: {expected:?}");
+    assert_eq!(expected.len(), 37, "leaf count of TaskerConfig changed: {expected:?}");
 }
 
 #[test]
@@ -588,6 +588,7 @@ fn every_bounded_key_rejects_a_value_out_of_range_naming_file_and_key() {
         ("storage.postgres.finished_task_retention_seconds".to_owned(), "315360001"),
         ("storage.postgres.purge_batch_size".to_owned(), "0"),
         ("storage.postgres.purge_interval_ms".to_owned(), "9"),
+        ("storage.postgres.vacuum_dead_steps".to_owned(), "1000000001"),
         ("storage.postgres.reconnect_initial_ms".to_owned(), "60001"),
         ("storage.postgres.reconnect_max_ms".to_owned(), "600001"),
         ("storage.postgres.listener_ping_interval_ms".to_owned(), "99"),

@@ -421,3 +421,53 @@ async fn claims_commit_without_waiting_for_the_wal_flush_and_leave_the_session_a
     // The asynchronous commit is a commit: the step is claimed for every reader.
     assert_eq!(status(store.as_ref(), task).await.status, TaskStatus::InProgress);
 }
+
+#[tokio::test]
+async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold() {
+    let db = pg::server().fresh_database().await;
+    let eager = {
+        let config = PostgresStoreConfig { vacuum_dead_steps: 50, ..PostgresStoreConfig::default() };
+        let settings = StoreSettings::from_config(&config, Default::default());
+        Arc::new(PostgresStore::connect(&db.url, settings).await.expect("the store opens"))
+    };
+    let patient = store_on(&db.url).await;
+    let client = db.connect().await;
+    // Autovacuum must not come first (it would leave nothing to the store).
+    client.batch_execute("ALTER TABLE tasker.steps SET (autovacuum_enabled = false)").await.unwrap();
+    let t = register(eager.as_ref(), &one_step("ops", "tidy", "1.0.0")).await;
+    for _ in 0..60 {
+        create(eager.as_ref(), &t, json!({})).await;
+    }
+    for event in claim_n(eager.as_ref(), 60).await {
+        record(eager.as_ref(), success(&event, json!(1))).await;
+    }
+    // A claim and a result leave a dead version each: 120. The statistics arrive within
+    // about a second of the writers going idle (or ten, when they flushed just before).
+    let vacuums = || async {
+        client
+            .query_one("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        // The default threshold (100,000) is far away: that store leaves the table alone.
+        assert_eq!(patient.reclaim_dead_steps().await.expect("reclaim"), None);
+        if let Some(dead) = eager.reclaim_dead_steps().await.expect("reclaim") {
+            break dead;
+        }
+        assert!(Instant::now() < deadline, "the store never vacuumed 120 dead step versions (threshold 50)");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(dead >= 50, "vacuumed at {dead} dead versions, below the threshold of 50");
+    assert_eq!(vacuums().await, 1, "the vacuum the store reported did not run");
+    let left: i64 = client
+        .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(left < 50, "{left} dead versions are left after the vacuum");
+    // Nothing to reclaim now.
+    assert_eq!(eager.reclaim_dead_steps().await.expect("reclaim"), None);
+}

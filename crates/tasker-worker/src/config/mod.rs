@@ -190,6 +190,13 @@ pub struct PostgresStoreConfig {
     pub purge_batch_size: usize,
     /// How often retention runs.
     pub purge_interval_ms: u64,
+    /// Dead row versions of `tasker.steps` (each claim and each result leaves one) past
+    /// which a process vacuums the table itself instead of waiting for autovacuum (which
+    /// visits a database about once a minute, and by then a burst has left claims walking
+    /// over hundreds of thousands of dead claim-index entries). Also at least 1 % of the
+    /// table's rows, so a large table is not vacuumed for every small change. 0 leaves it
+    /// to autovacuum alone.
+    pub vacuum_dead_steps: u64,
     /// First reconnect delay after the database became unreachable.
     pub reconnect_initial_ms: u64,
     /// Longest reconnect delay.
@@ -213,6 +220,7 @@ impl Default for PostgresStoreConfig {
             finished_task_retention_seconds: 7 * 24 * 3600,
             purge_batch_size: 500,
             purge_interval_ms: 10_000,
+            vacuum_dead_steps: 100_000,
             reconnect_initial_ms: 50,
             reconnect_max_ms: 5_000,
             listener_ping_interval_ms: 10_000,

@@ -101,6 +101,7 @@ pub fn validate(config: &TaskerConfig) -> Vec<ConfigProblem> {
     );
     checks.range(&format!("{SP}.purge_batch_size"), postgres.purge_batch_size, 1, 100_000);
     checks.range(&format!("{SP}.purge_interval_ms"), postgres.purge_interval_ms, 10, MAX_DURATION_MS);
+    checks.range(&format!("{SP}.vacuum_dead_steps"), postgres.vacuum_dead_steps, 0, 1_000_000_000);
     checks.range(&format!("{SP}.reconnect_initial_ms"), postgres.reconnect_initial_ms, 1, 60_000);
     checks.range(&format!("{SP}.reconnect_max_ms"), postgres.reconnect_max_ms, 1, 600_000);
     if postgres.reconnect_max_ms < postgres.reconnect_initial_ms {

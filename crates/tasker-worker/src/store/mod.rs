@@ -413,4 +413,13 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug + 'static {
     async fn fold_counts(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Reclaims what finished attempts left behind (dead row versions, and the index
+    /// entries claims would otherwise walk over) once enough has piled up; answers how
+    /// many dead rows there were when it did, `None` when it had nothing to do. It may
+    /// take seconds, so maintenance runs it on a task of its own. A store that frees as
+    /// it goes has nothing to do.
+    async fn reclaim_dead_steps(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

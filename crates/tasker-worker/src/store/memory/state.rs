@@ -827,11 +827,7 @@ impl MemoryState {
                 kept.push((uuid, finish_seq));
                 continue;
             }
-            let why = if expired {
-                Eviction::Retention
-            } else {
-                Eviction::MemoryBudget
-            };
+            let why = if expired { Eviction::Retention } else { Eviction::MemoryBudget };
             self.evict(&uuid, wall, why);
             evicted += 1;
         }

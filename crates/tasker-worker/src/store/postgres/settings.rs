@@ -23,6 +23,8 @@ pub struct StoreSettings {
     pub retention: Duration,
     /// Tasks purged per statement.
     pub purge_batch_size: usize,
+    /// Dead step row versions past which this process vacuums the steps table (0: never).
+    pub vacuum_dead_steps: u64,
     /// How `create_task` treats a context that breaks a template's `input_schema`, for
     /// templates this process reads back from the database (`orchestration.input_schema`).
     pub input_schema_mode: InputSchemaMode,
@@ -49,6 +51,7 @@ impl StoreSettings {
             worker_lost_after: ms(config.worker_lost_after_ms),
             retention: Duration::from_secs(config.finished_task_retention_seconds),
             purge_batch_size: config.purge_batch_size.max(1),
+            vacuum_dead_steps: config.vacuum_dead_steps,
             input_schema_mode,
         }
     }

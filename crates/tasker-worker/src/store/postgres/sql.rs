@@ -371,6 +371,19 @@ WHERE s.status = 'in_progress'
 pub const FORGET_DEAD_WORKERS: &str =
     "DELETE FROM tasker.workers WHERE heartbeat_at < now() - make_interval(secs => $1::double precision)";
 
+/// The steps table's dead row versions and live rows as the statistics count them, and
+/// whether this role may vacuum it (owners and their members may). Reads the statistics
+/// views only, never the table.
+pub const STEP_QUEUE_DEAD_ROWS: &str = "
+SELECT coalesce(s.n_dead_tup, 0)::bigint, coalesce(s.n_live_tup, 0)::bigint, pg_has_role(c.relowner, 'USAGE')
+FROM pg_class c
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = 'tasker.steps'::regclass";
+
+/// Vacuums the steps table unless another vacuum of it (autovacuum, or another process's)
+/// holds its lock: then this one skips it at once instead of queueing behind it.
+pub const VACUUM_STEP_QUEUE: &str = "VACUUM (SKIP_LOCKED) tasker.steps";
+
 /// Cancels task `$1` with reason `$2` (see `tasker.cancel_task`); `$3` the status rule.
 pub const CANCEL_TASK: &str = "SELECT outcome, status, in_flight FROM tasker.cancel_task($1, $2, $3)";
 

@@ -252,6 +252,10 @@ impl TaskStore for PostgresStore {
     async fn fold_counts(&self) -> Result<(), StoreError> {
         self.fold().await
     }
+
+    async fn reclaim_dead_steps(&self) -> Result<Option<u64>, StoreError> {
+        self.vacuum_steps().await
+    }
 }
 
 fn hostname() -> String {
