@@ -443,12 +443,16 @@ async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold()
     }
     // A claim and a result leave a dead version each: 120. The statistics arrive within
     // about a second of the writers going idle (or ten, when they flushed just before).
-    let vacuums = || async {
-        client
-            .query_one("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass", &[])
+    // (vacuums, dead row versions) of the steps table, as the statistics count them.
+    let steps_stats = || async {
+        let row = client
+            .query_one(
+                "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass",
+                &[],
+            )
             .await
-            .unwrap()
-            .get::<_, i64>(0)
+            .unwrap();
+        (row.get::<_, i64>(0), row.get::<_, i64>(1))
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     let dead = loop {
@@ -461,12 +465,8 @@ async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold()
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(dead >= 50, "vacuumed at {dead} dead versions, below the threshold of 50");
-    assert_eq!(vacuums().await, 1, "the vacuum the store reported did not run");
-    let left: i64 = client
-        .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let (vacuums, left) = steps_stats().await;
+    assert_eq!(vacuums, 1, "the vacuum the store reported did not run");
     assert!(left < 50, "{left} dead versions are left after the vacuum");
     // Nothing to reclaim now.
     assert_eq!(eager.reclaim_dead_steps().await.expect("reclaim"), None);
