@@ -471,3 +471,66 @@ async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold()
     // Nothing to reclaim now.
     assert_eq!(eager.reclaim_dead_steps().await.expect("reclaim"), None);
 }
+
+#[tokio::test]
+async fn a_vacuum_runs_on_its_own_connection_and_leaves_the_pool_to_the_worker() {
+    let db = pg::server().fresh_database().await;
+    let client = db.connect().await;
+    // A vacuum in this database sleeps about 400 ms per page it dirties: seconds for this
+    // table, long enough to call the store meanwhile. (Set before the store connects, so
+    // that its pooled connection would vacuum as slowly.)
+    client
+        .batch_execute(
+            "DO $$ BEGIN
+                 EXECUTE format('ALTER DATABASE %I SET vacuum_cost_delay = 100', current_database());
+                 EXECUTE format('ALTER DATABASE %I SET vacuum_cost_limit = 1', current_database());
+             END $$",
+        )
+        .await
+        .unwrap();
+    // One pooled connection: a vacuum that borrowed it would hold up every other call.
+    let store = {
+        let config = PostgresStoreConfig { vacuum_dead_steps: 50, pool_size: 1, ..PostgresStoreConfig::default() };
+        let settings = StoreSettings::from_config(&config, Default::default());
+        Arc::new(PostgresStore::connect(&db.url, settings).await.expect("the store opens"))
+    };
+    // Autovacuum must not come first.
+    client.batch_execute("ALTER TABLE tasker.steps SET (autovacuum_enabled = false)").await.unwrap();
+    let t = register(store.as_ref(), &one_step("ops", "sweep", "1.0.0")).await;
+    let mut tasks = Vec::new();
+    for _ in 0..60 {
+        tasks.push(create(store.as_ref(), &t, json!({})).await);
+    }
+    for event in claim_n(store.as_ref(), 60).await {
+        record(store.as_ref(), success(&event, json!(1))).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = client
+            .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass", &[])
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) >= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the statistics never counted the 120 dead step versions");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let vacuuming = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.reclaim_dead_steps().await }
+    });
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM%' AND state = 'active' \
+                   AND pid <> pg_backend_pid()";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.query_one(running, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+        assert!(!vacuuming.is_finished() && Instant::now() < deadline, "the vacuum never started (or ended at once)");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The store answers while its vacuum runs: the pool's one connection is free.
+    let answered = tokio::time::timeout(Duration::from_secs(1), status(store.as_ref(), tasks[0])).await;
+    assert_eq!(answered.expect("a status read waited for the vacuum").status, TaskStatus::Complete);
+    assert_eq!(client.query_one(running, &[]).await.unwrap().get::<_, i64>(0), 1, "the vacuum was still running");
+    let dead = vacuuming.await.unwrap().expect("the vacuum succeeds");
+    assert!(dead.is_some_and(|dead| dead >= 50), "the store reported no vacuum: {dead:?}");
+}

@@ -122,6 +122,24 @@ impl Database {
         }
     }
 
+    /// A connection of its own, outside the pool, for a statement that holds its
+    /// connection for seconds (`VACUUM`): the pool's connections stay free for claims,
+    /// completions and heartbeats, however small the pool. It has the pool's session
+    /// settings and closes when the client is dropped. `what` names the caller in errors.
+    pub async fn dedicated(&self, what: &'static str) -> Result<tokio_postgres::Client, PgStoreError> {
+        let mut config = self.inner.url.config().clone();
+        let options = super::sql::session_options(config.get_options());
+        config.options(&options);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| self.failed(what, &e))?;
+        let url = self.inner.url.clone();
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(database = %url, error = %url.scrub(&describe(&err)), "{what}: connection closed");
+            }
+        });
+        Ok(client)
+    }
+
     /// Wraps a statement's error, logging an outage when it is a lost connection.
     pub fn failed(&self, what: &'static str, err: &tokio_postgres::Error) -> PgStoreError {
         let error = PgStoreError::query(&self.inner.url, what, err);

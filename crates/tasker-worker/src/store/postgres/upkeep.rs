@@ -137,7 +137,8 @@ impl PostgresStore {
     /// steps created at once, claims slowed to half their speed before it came (measured:
     /// the server's CPU per step rose from 78 to 148 us). Vacuuming from here every
     /// hundred thousand dead rows kept it flat. A role that may not vacuum the table
-    /// (not its owner) leaves it to autovacuum.
+    /// (not its owner) leaves it to autovacuum. The statistics are read on a pooled
+    /// connection; the vacuum runs on one opened for it (see `Database::dedicated`).
     pub(super) async fn vacuum_steps(&self) -> Result<Option<u64>, StoreError> {
         let threshold = self.settings.vacuum_dead_steps;
         if threshold == 0 {
@@ -150,10 +151,14 @@ impl PostgresStore {
         let row = client.query_one(&statement, &[]).await.map_err(|e| db.failed(what, &e))?;
         let (dead, live, may_vacuum) =
             (row.get::<_, i64>(0).max(0) as u64, row.get::<_, i64>(1).max(0) as u64, row.get::<_, bool>(2));
+        drop(client);
         if !may_vacuum || dead < threshold.max(live / 100) {
             return Ok(None);
         }
-        client.batch_execute(sql::VACUUM_STEP_QUEUE).await.map_err(|e| db.failed(what, &e))?;
+        // A vacuum of a large table runs for seconds: not on a pooled connection, which a
+        // small pool's heartbeat may be waiting for.
+        let vacuum = db.dedicated(what).await?;
+        vacuum.batch_execute(sql::VACUUM_STEP_QUEUE).await.map_err(|e| db.failed(what, &e))?;
         Ok(Some(dead))
     }
 
