@@ -99,8 +99,10 @@ pub struct WorkerStatus {
     pub store_stats: Option<StoreStats>,
 }
 
-/// How a blocking wait for a task ended.
+/// How a blocking wait for a task ended. (Returned once per wait and never stored, so
+/// the size of the finished view does not matter.)
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum WaitOutcome {
     Finished(TaskStatusView),
     TimedOut,

@@ -61,6 +61,9 @@ async fn until_reachable(db: &Database) -> Vec<String> {
 }
 
 #[tokio::test]
+// The guard only orders this binary's tests, each on a runtime of its own: nothing on this
+// runtime waits for it while it is held.
+#[allow(clippy::await_holding_lock)]
 async fn the_pool_and_the_listener_come_back_after_an_outage() {
     let _turn = one_at_a_time();
     let server = pg::server();
@@ -156,6 +159,7 @@ async fn record_through(store: &dyn TaskStore, batch: &mut Vec<tasker_worker::St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // as above: the guard orders this binary's tests
 async fn results_recorded_while_the_server_is_down_are_kept_and_recorded_once_it_is_back() {
     let _turn = one_at_a_time();
     let server = pg::server();

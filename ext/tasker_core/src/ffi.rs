@@ -78,6 +78,7 @@ fn system_for(ruby: &Ruby, request: &BootstrapRequest) -> Result<(Arc<System>, b
     let (system, created) = match existing {
         Some(system) => (system, false),
         None => {
+            #[allow(clippy::result_large_err)] // a one-off call: the error's size does not matter
             let unlocked = without_gvl(|| System::build(request), || {});
             match settle(ruby, "bootstrap", unlocked)? {
                 Some(Ok(built)) => system::install(built),
@@ -101,6 +102,7 @@ fn load_templates(
     let path = request.template_path(system.config());
     let count = match &path {
         Some(path) => {
+            #[allow(clippy::result_large_err)] // a one-off call: the error's size does not matter
             let load = || system.load_templates(path);
             let loaded = if system.store().blocks_on_io() {
                 match settle(ruby, "load_templates", without_gvl(load, || {}))? {
@@ -131,6 +133,7 @@ pub fn bootstrap_worker(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
 
         let concurrency = request.concurrency(system.config());
         let dispatch = request.dispatch(&config, system.backend());
+        #[allow(clippy::result_large_err)] // a one-off call: the error's size does not matter
         let start = || system.start_ffi_worker(dispatch, concurrency);
         let outcome = if system.store().blocks_on_io() {
             match settle(ruby, "bootstrap_worker", without_gvl(start, || {}))? {
@@ -324,7 +327,7 @@ pub fn event_pending(ruby: &Ruby, event_id: Value) -> Result<bool, Error> {
 pub fn event_cancelled(ruby: &Ruby, event_id: Value) -> Result<bool, Error> {
     guard(ruby, "event_cancelled?", || {
         let event_id = convert::uuid_arg(ruby, event_id, "event_id")?;
-        Ok(system::current().ok().and_then(|s| s.ffi_channel()).map_or(true, |c| c.is_cancelled(&event_id)))
+        Ok(system::current().ok().and_then(|s| s.ffi_channel()).is_none_or(|c| c.is_cancelled(&event_id)))
     })
 }
 
@@ -431,7 +434,7 @@ fn time_arg(ruby: &Ruby, value: Value, what: &str) -> Result<SystemTime, Error> 
             format!("{what} must be a Time or a number of seconds since the epoch, got {}", errors::class_name(value)),
         ));
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 32_503_680_000.0 {
+    if !seconds.is_finite() || !(0.0..=32_503_680_000.0).contains(&seconds) {
         return Err(errors::argument(ruby, format!("{what} is out of range: {seconds}")));
     }
     Ok(UNIX_EPOCH + Duration::from_secs_f64(seconds))

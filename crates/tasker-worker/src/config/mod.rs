@@ -99,7 +99,7 @@ impl Default for CompletionConfig {
 }
 
 /// `[orchestration]`: templates and the retry policy, whichever store runs them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrchestrationConfig {
     /// Directory of task templates (YAML) used when neither `template_path:` nor
@@ -110,16 +110,6 @@ pub struct OrchestrationConfig {
     pub default_retry: RetryDefaults,
     /// What `create_task` does with a context that breaks its template's `input_schema`.
     pub input_schema: InputSchemaMode,
-}
-
-impl Default for OrchestrationConfig {
-    fn default() -> Self {
-        Self {
-            template_path: String::new(),
-            default_retry: RetryDefaults::default(),
-            input_schema: InputSchemaMode::default(),
-        }
-    }
 }
 
 /// `[storage]`: where tasks live. The embedded store is used unless a database URL is

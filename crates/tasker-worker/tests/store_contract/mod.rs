@@ -627,7 +627,7 @@ pub async fn higher_priority_steps_are_claimed_first(store: Arc<dyn TaskStore>) 
         expected.push((priority, store.create_task(task).await.unwrap().task_uuid));
     }
     // Stable by creation within a priority.
-    expected.sort_by(|a, b| b.0.cmp(&a.0));
+    expected.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut order = Vec::new();
     for _ in 0..5 {
         order.extend(claim(store.as_ref(), 1).await.into_iter().map(|e| e.task_uuid));
