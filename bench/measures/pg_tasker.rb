@@ -335,9 +335,11 @@ module Bench
         pg.create_at_once(conn, @tasks, name: "noop")
         backlog = PgDashboard.new(pg.url, conn).call
         pg.start_workers(1, concurrency: 5, template_dir: dir)
-        started = Float(conn.exec("SELECT extract(epoch FROM clock_timestamp())").getvalue(0, 0))
         pg.wait_drained(conn, tasks: @tasks, timeout: 3600)
-        first = finished_at(conn, @window - 1) - started
+        # Both windows alike: from one task's finish to the finish of the task `@window`
+        # places later (not from the worker's start, which would add its first claim and
+        # first batch to the first window only).
+        first = finished_at(conn, @window) - finished_at(conn, 0)
         last = finished_at(conn, @tasks - 1) - finished_at(conn, @tasks - @window - 1)
         # A window inside one completion batch (its tasks share the batch's completed_at)
         # has no duration: the window must be larger than a batch (512 results).

@@ -103,9 +103,10 @@ module Bench
                        "settings (heartbeat every 1 s, lost after 5 s).",
       "pg_bloat" => "N single-step no-op tasks created in one transaction, then run by one worker process with " \
                     "nothing purged during the run: steps/s over the last window of tasks against the first, from " \
-                    "when each task finished (`finished_tasks.completed_at`; the first window from the worker's " \
-                    "start). The dashboard's server time on that database, right after the creating commit (N " \
-                    "tasks waiting) and again once all have finished: every page and JSON route answered by " \
+                    "when each task finished (`finished_tasks.completed_at`; each window from one task's finish to " \
+                    "the finish of the task a window later). The dashboard's server time on that database, right " \
+                    "after the creating commit (N tasks waiting) and again once all have finished: every page and " \
+                    "JSON route answered by " \
                     "`TaskerCore::Web` in-process (Rack::MockRequest) from a client process, 7 requests each; the " \
                     "median (and the slowest) per route.",
       "pending" => "RSS with N events polled and not completed minus RSS before polling (the tasks already " \
