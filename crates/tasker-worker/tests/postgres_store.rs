@@ -422,6 +422,18 @@ async fn claims_commit_without_waiting_for_the_wal_flush_and_leave_the_session_a
     assert_eq!(status(store.as_ref(), task).await.status, TaskStatus::InProgress);
 }
 
+/// (vacuums, dead row versions) of the steps table, as the statistics count them.
+async fn steps_stats(client: &tokio_postgres::Client) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
 #[tokio::test]
 async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold() {
     let db = pg::server().fresh_database().await;
@@ -443,17 +455,6 @@ async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold()
     }
     // A claim and a result leave a dead version each: 120. The statistics arrive within
     // about a second of the writers going idle (or ten, when they flushed just before).
-    // (vacuums, dead row versions) of the steps table, as the statistics count them.
-    let steps_stats = || async {
-        let row = client
-            .query_one(
-                "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get::<_, i64>(0), row.get::<_, i64>(1))
-    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let dead = loop {
         // The default threshold (100,000) is far away: that store leaves the table alone.
@@ -465,7 +466,7 @@ async fn a_store_vacuums_the_steps_table_once_its_dead_rows_pass_the_threshold()
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(dead >= 50, "vacuumed at {dead} dead versions, below the threshold of 50");
-    let (vacuums, left) = steps_stats().await;
+    let (vacuums, left) = steps_stats(&client).await;
     assert_eq!(vacuums, 1, "the vacuum the store reported did not run");
     assert!(left < 50, "{left} dead versions are left after the vacuum");
     // Nothing to reclaim now.
@@ -506,11 +507,7 @@ async fn a_vacuum_runs_on_its_own_connection_and_leaves_the_pool_to_the_worker()
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let row = client
-            .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tasker.steps'::regclass", &[])
-            .await
-            .unwrap();
-        if row.get::<_, i64>(0) >= 100 {
+        if steps_stats(&client).await.1 >= 100 {
             break;
         }
         assert!(Instant::now() < deadline, "the statistics never counted the 120 dead step versions");

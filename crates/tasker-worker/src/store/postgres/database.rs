@@ -68,13 +68,23 @@ impl fmt::Debug for Database {
     }
 }
 
+/// The connection settings of `url` with the store's session settings added (see
+/// `sql::session_options`): what every pooled and dedicated connection starts with.
+fn session_config(url: &DatabaseUrl) -> tokio_postgres::Config {
+    let mut config = url.config().clone();
+    let options = super::sql::session_options(config.get_options());
+    config.options(&options);
+    config
+}
+
 impl Database {
     /// A pool for `url`; opens no connection yet (see [`Database::check`]).
     pub fn new(url: DatabaseUrl, settings: PoolSettings) -> Result<Self, PgStoreError> {
-        let mut config = url.config().clone();
-        let options = super::sql::session_options(config.get_options());
-        config.options(&options);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            session_config(&url),
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let connect_timeout = url.config().get_connect_timeout().copied();
         let pool = Pool::builder(manager)
             .max_size(settings.max_size.max(1))
@@ -127,10 +137,8 @@ impl Database {
     /// completions and heartbeats, however small the pool. It has the pool's session
     /// settings and closes when the client is dropped. `what` names the caller in errors.
     pub async fn dedicated(&self, what: &'static str) -> Result<tokio_postgres::Client, PgStoreError> {
-        let mut config = self.inner.url.config().clone();
-        let options = super::sql::session_options(config.get_options());
-        config.options(&options);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| self.failed(what, &e))?;
+        let (client, connection) =
+            session_config(&self.inner.url).connect(NoTls).await.map_err(|e| self.failed(what, &e))?;
         let url = self.inner.url.clone();
         tokio::spawn(async move {
             if let Err(err) = connection.await {
