@@ -5,7 +5,8 @@
 # private server (fsync on), N single-step rows inserted up front, then one connection
 # claims up to 64 at a time and a second completes what was claimed in batches (up to
 # 8 claims per statement), as the store's worker does. Prints steps/s and the two
-# backends' CPU per step; afterwards every step must be complete.
+# backends' CPU per step; afterwards every step must have been claimed once and completed.
+# The drain's connections run with sequential scans off (see `drain`).
 #
 #   ruby bench/experiments/step_layouts.rb                 # N=100000 ROUNDS=today,queue,claim_index_only,...
 #
@@ -19,6 +20,7 @@
 #                     from the queue and inserts leases, a completion deletes its lease
 require "pg"
 require_relative "../../spec/support/private_postgres"
+require_relative "../support/process_cpu"
 
 module StepLayouts
   STEPS = <<~SQL
@@ -85,12 +87,11 @@ module StepLayouts
           INSERT INTO leases
           SELECT t.task_uuid, t.step_index, gen_random_uuid(), 'w', gen_random_uuid(), now(), t.revision_id FROM taken t
           RETURNING task_uuid, step_index, event_id
-        ), moved AS (
+        ), moved AS (  -- runs although nothing reads it, as every data-modifying WITH does
           UPDATE steps s SET status = 'in_progress', attempts = s.attempts + 1, event_id = l.event_id
           FROM leased l WHERE s.task_uuid = l.task_uuid AND s.step_index = l.step_index
-          RETURNING s.task_uuid
         )
-        SELECT l.task_uuid, l.step_index, l.event_id, (SELECT count(*) FROM moved) AS moved FROM leased l
+        SELECT l.task_uuid, l.step_index, l.event_id FROM leased l
       SQL
       complete: <<~SQL
         WITH gone AS (
@@ -104,14 +105,8 @@ module StepLayouts
     }
   }.freeze
 
-  CLOCK_TICKS = 100.0
-
-  # User plus system CPU of a process, in clock ticks.
-  def self.ticks(pid)
-    File.read("/proc/#{pid}/stat").split(") ").last.split[11, 2].sum(&:to_i)
-  end
-
-  def self.uuids(rows, field)
+  # One column of claimed rows as a PostgreSQL array literal (uuids and integers only).
+  def self.pg_array(rows, field)
     "{#{rows.map { |row| row.fetch(field) }.join(',')}}"
   end
 
@@ -123,8 +118,12 @@ module StepLayouts
     setup.exec(layout.fetch(:ddl))
     setup.exec_params(layout.fetch(:fill), [steps])
     setup.exec("VACUUM ANALYZE")
+    # Index plans only: the statistics taken after the fill say no step is in progress,
+    # and with no index that names in-progress steps (claim_index_only) the planner then
+    # joins a completion batch to a sequential scan per row (a second per batch).
+    [claimer, completer].each { |connection| connection.exec("SET enable_seqscan = off") }
     backends = [claimer, completer].map(&:backend_pid)
-    cpu_before = backends.sum { |pid| ticks(pid) }
+    cpu_before = backends.sum { |pid| Bench::ProcessCpu.seconds(pid) }
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     claims = Queue.new
     completing = Thread.new do
@@ -134,7 +133,7 @@ module StepLayouts
         batch << claims.pop until claims.empty? || batch.size >= 8
         rows = batch.flatten(1)
         completer.exec_params(layout.fetch(:complete),
-                              [uuids(rows, "task_uuid"), uuids(rows, "step_index"), uuids(rows, "event_id")])
+                              [pg_array(rows, "task_uuid"), pg_array(rows, "step_index"), pg_array(rows, "event_id")])
         done += rows.size
       end
     end
@@ -146,9 +145,9 @@ module StepLayouts
     end
     completing.join
     elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-    cpu = (backends.sum { |pid| ticks(pid) } - cpu_before) / CLOCK_TICKS
-    left = Integer(setup.exec("SELECT count(*) FROM steps WHERE status <> 'complete'").getvalue(0, 0))
-    raise "#{left} steps left unfinished" unless left.zero?
+    cpu = backends.sum { |pid| Bench::ProcessCpu.seconds(pid) } - cpu_before
+    wrong = Integer(setup.exec("SELECT count(*) FROM steps WHERE status <> 'complete' OR attempts <> 1").getvalue(0, 0))
+    raise "#{wrong} steps not claimed exactly once and completed" unless wrong.zero?
 
     { steps_per_second: steps / elapsed, cpu_per_step_us: cpu / steps * 1e6 }
   ensure

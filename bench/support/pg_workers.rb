@@ -4,6 +4,7 @@ require "open3"
 require "rbconfig"
 require "tmpdir"
 require_relative "helper"
+require_relative "process_cpu"
 require_relative "../../spec/support/private_postgres"
 
 module Bench
@@ -16,8 +17,6 @@ module Bench
     ROOT = File.expand_path("../..", __dir__)
     EXE = File.join(ROOT, "exe", "tasker-worker")
     HANDLERS = File.join(ROOT, "bench", "support", "handlers.rb")
-    CLOCK_TICKS = 100.0
-
     # Where the store announces finished tasks (their uuids, comma-separated, up to 200 a
     # notification): counting them costs the server nothing, whatever the size of the
     # tables (a count read every few milliseconds competed with the workers for the server).
@@ -98,8 +97,8 @@ module Bench
     # @return [Hash] :postgres, :workers
     def cpu_seconds
       postmaster = Integer(File.read(File.join(@server.root, "data", "postmaster.pid")).lines.first)
-      { postgres: children_of(postmaster).sum { |pid| ticks(pid) } / CLOCK_TICKS,
-        workers: @workers.sum { |worker| ticks(worker.pid) } / CLOCK_TICKS }
+      { postgres: children_of(postmaster).sum { |pid| ProcessCpu.seconds(pid) },
+        workers: @workers.sum { |worker| ProcessCpu.seconds(worker.pid) } }
     end
 
     # Transactions committed in the database so far (the server flushes its statistics
@@ -161,14 +160,6 @@ module Bench
       rescue Errno::ENOENT, Errno::ESRCH
         nil
       end
-    end
-
-    # utime + stime of a process, in clock ticks.
-    def ticks(pid)
-      fields = File.read("/proc/#{pid}/stat").split(") ").last.split
-      Integer(fields[11]) + Integer(fields[12])
-    rescue Errno::ENOENT
-      0
     end
   end
 end
