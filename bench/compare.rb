@@ -32,7 +32,11 @@ module Bench
                           ["p99_ms", "create -> handler start p99, ms", :lower]],
       "timeout_lag" => [["p99_ms", "timeout detection lag p99, ms", :lower]],
       "memory_growth" => [["final_rss_mb", "RSS after the no-op run, MB", :lower]],
-      "pending_memory" => [["bytes_per_event", "memory per pending event, bytes", :lower]]
+      "pending_memory" => [["bytes_per_event", "memory per pending event, bytes", :lower]],
+      "pg_noop_1" => [["steps_per_s", "PostgreSQL no-op, 1 worker c=5, steps/s", :higher]],
+      "pg_noop_2" => [["steps_per_s", "PostgreSQL no-op, 2 workers c=5, steps/s", :higher]],
+      "pg_dag" => [["chain_steps_per_s", "PostgreSQL two-step chain, steps/s", :higher],
+                   ["diamond_steps_per_s", "PostgreSQL diamond, steps/s", :higher]]
     }.freeze
 
     DEFAULT_MEASURES = %w[ffi_round_trip concurrency_64 tasker_noop dag start_latency timeout_lag memory_growth

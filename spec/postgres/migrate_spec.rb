@@ -20,7 +20,7 @@ RSpec.describe "tasker-worker migrate" do
     expect(runs.map { |_, _, status| status.exitstatus }).to eq([0, 0]), runs.map { |_, err, _| err }.join
     outputs = runs.map(&:first)
     expect(outputs).to all(match(/schema version 4 /))
-    expect(outputs.count { |out| out.include?("applied: 1 initial, 2 status_counts, 3 record_results_linear, 4 completion_writes_in_place") }).to eq(1)
+    expect(outputs.count { |out| out.include?("applied: 1 initial, 2 status_counts, 3 record_results_linear, 4 completion_writes_in_place, 5 record_completions") }).to eq(1)
     expect(outputs.count { |out| out.include?("already up to date") }).to eq(1)
     versions = PG.connect(url) { |conn| conn.exec("SELECT version FROM tasker.schema_migrations").values.flatten }
     expect(versions.sort).to eq(%w[1 2 3 4])

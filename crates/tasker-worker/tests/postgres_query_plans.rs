@@ -2,7 +2,7 @@
 //! database shaped like a busy one (mostly finished tasks, a backlog, retries, scheduled
 //! and running steps): the statements the store sends (both the first runs' plan and the
 //! generic plan of a prepared statement), and the statements inside its SQL functions
-//! (record_results, create_task_with, cancel_task, retry_task, purge_finished) through
+//! (record_results, record_completions, create_task_with, cancel_task, retry_task, purge_finished) through
 //! auto_explain. `examples/pg_query_plans.rs` prints the same plans, with timings, on a
 //! million tasks.
 
@@ -81,6 +81,17 @@ async fn the_statements_inside_the_sql_functions_use_indexes() {
                 if !plan.contains(&format!("Tid Scan on {table}")) {
                     misses.push(format!("record_results does not write {table} by TID:\n{plan}"));
                 }
+            }
+        }
+    }
+    // record_completions finds each step through its primary key, never by reading every
+    // in-progress step (migration 0005).
+    let completing = nested.iter().find(|p| p.contains("CASE WHEN s.status = 'in_progress' THEN s.event_id END"));
+    match completing {
+        None => misses.push("auto_explain logged no record_completions statement".to_string()),
+        Some(plan) => {
+            if !plan.contains("Index Scan using steps_pkey on steps s") || plan.contains("using steps_in_progress") {
+                misses.push(format!("record_completions does not find its steps by primary key:\n{plan}"));
             }
         }
     }

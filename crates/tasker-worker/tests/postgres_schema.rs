@@ -37,7 +37,13 @@ async fn open_migrates_a_fresh_database_and_then_finds_nothing_to_do() {
     let (_db, first) = open(&test_db.url, &config).await.expect("first open");
     assert_eq!(
         first.applied,
-        vec![(1, "initial"), (2, "status_counts"), (3, "record_results_linear"), (4, "completion_writes_in_place")]
+        vec![
+            (1, "initial"),
+            (2, "status_counts"),
+            (3, "record_results_linear"),
+            (4, "completion_writes_in_place"),
+            (5, "record_completions")
+        ]
     );
     assert_eq!(first.version, migrate::code_version());
 

@@ -8,6 +8,7 @@
 //! 99 in progress on a live worker. One task in ten is of template `bench/other`.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::types::ToSql;
@@ -364,6 +365,31 @@ pub async fn run_functions(client: &mut Client, population: Population, analyze:
         .await
         .expect("record the batch");
     assert_eq!(recorded.len(), n, "every claimed step is recorded");
+
+    // A second claim, recorded as a batch of successes (without dependents: the plans are
+    // what is looked at here, and the population's backlog steps have none).
+    let rows = transaction.query(&claim, &[&revisions, &64i64, &"w-alive", &Uuid::new_v4()]).await.unwrap();
+    let rows: Vec<_> = rows.into_iter().filter(|r| r.get::<_, Option<Uuid>>(0).is_some()).collect();
+    let n = rows.len();
+    assert!(n > 0, "the population has more claimable steps");
+    let tasks: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let indexes: Vec<i32> = rows.iter().map(|r| r.get(1)).collect();
+    let steps: Vec<Uuid> = rows.iter().map(|r| r.get(2)).collect();
+    let events: Vec<Uuid> = rows.iter().map(|r| r.get(4)).collect();
+    let results: Vec<Option<serde_json::Value>> = vec![Some(json!({"ok": true})); n];
+    let histories = vec![json!({"attempt": 1, "outcome": "success"}); n];
+    let from: Vec<i32> = (1..=n as i32).collect();
+    let counts = vec![0i32; n];
+    let record = transaction.prepare(sql::RECORD_COMPLETIONS).await.unwrap();
+    let recorded = transaction
+        .query(
+            &record,
+            &[&tasks, &indexes, &steps, &events, &results, &histories, &from, &counts, &none, &status_rule(), &"plans"],
+        )
+        .await
+        .expect("record the successes");
+    let applied: HashSet<i32> = recorded.iter().map(|r| r.get(0)).collect();
+    assert_eq!(applied.len(), n, "every claimed step is recorded as a success");
 
     let create = transaction.prepare(sql::CREATE_TASK).await.unwrap();
     let no_text: Option<&str> = None;

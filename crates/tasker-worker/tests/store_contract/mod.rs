@@ -326,6 +326,45 @@ pub async fn a_batch_records_in_order_and_a_join_sees_both_parents(store: Arc<dy
     assert_eq!(status(store.as_ref(), task).await.status, TaskStatus::Complete);
 }
 
+/// A batch of successes across tasks: each task finishes on its own last result, a task
+/// with steps left does not, and the same result sent twice in one batch counts once.
+pub async fn a_batch_of_successes_finishes_each_task_on_its_last_result(store: Arc<dyn TaskStore>) {
+    let one = register(store.as_ref(), &one_step("batch", "single", "1.0.0")).await;
+    let chain = register(store.as_ref(), LINEAR).await;
+    let first = create(store.as_ref(), &one, json!({})).await;
+    let second = create(store.as_ref(), &one, json!({})).await;
+    let longer = create(store.as_ref(), &chain, json!({})).await;
+    let mut events = claim_n(store.as_ref(), 3).await;
+    events.sort_by_key(|e| [first, second, longer].iter().position(|&t| t == e.task_uuid));
+    let mut batch = vec![
+        success(&events[0], json!("one")),
+        success(&events[2], json!("a")),
+        success(&events[1], json!("two")),
+        success(&events[0], json!("again")),
+    ];
+    let outcomes = store.record(&mut batch).await.unwrap();
+    let finished: Vec<Option<TaskStatus>> = outcomes.iter().map(RecordOutcome::finished).collect();
+    assert_eq!(finished, [Some(TaskStatus::Complete), None, Some(TaskStatus::Complete), None]);
+    assert_eq!(outcomes.iter().map(RecordOutcome::is_stale).collect::<Vec<_>>(), [false, false, false, true]);
+    let v = status(store.as_ref(), first).await;
+    assert_eq!((v.status, v.steps[0].result.as_deref()), (TaskStatus::Complete, Some(&json!("one"))));
+    assert_eq!(status(store.as_ref(), second).await.status, TaskStatus::Complete);
+    assert_eq!(status(store.as_ref(), longer).await.status, TaskStatus::InProgress);
+    let next = claim_n(store.as_ref(), 1).await;
+    assert_eq!((names(&next), next[0].task_uuid), (vec!["b".to_string()], longer));
+
+    // Without the repeat: the batch of successes finishes both tasks of its own.
+    let third = create(store.as_ref(), &one, json!({})).await;
+    let mut events = claim_n(store.as_ref(), 1).await;
+    events.extend(next);
+    let mut batch: Vec<StepExecutionResult> = events.iter().map(|e| success(e, json!(3))).collect();
+    let outcomes = store.record(&mut batch).await.unwrap();
+    let finished: Vec<Option<TaskStatus>> = outcomes.iter().map(RecordOutcome::finished).collect();
+    assert_eq!(finished, [Some(TaskStatus::Complete), None]);
+    assert_eq!(status(store.as_ref(), third).await.status, TaskStatus::Complete);
+    assert_eq!(status(store.as_ref(), longer).await.steps[1].status, StepStatus::Complete);
+}
+
 // ------------------------------------------------------------------ retries and failure
 
 pub async fn a_retryable_failure_runs_again_until_max_attempts_then_the_task_is_in_error(store: Arc<dyn TaskStore>) {
@@ -801,6 +840,7 @@ macro_rules! contract_tests {
             a_linear_chain_runs_one_step_at_a_time_and_the_task_moves_to_complete,
             readiness_holds_in_every_shape_and_completion_order,
             a_batch_records_in_order_and_a_join_sees_both_parents,
+            a_batch_of_successes_finishes_each_task_on_its_last_result,
             a_retryable_failure_runs_again_until_max_attempts_then_the_task_is_in_error,
             a_handler_saying_not_retryable_ends_the_step_at_once,
             a_recorded_error_keeps_its_code_context_and_backtrace,

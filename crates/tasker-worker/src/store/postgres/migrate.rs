@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "completion_writes_in_place",
         sql: include_str!("../../../migrations/0004_completion_writes_in_place.sql"),
     },
+    Migration {
+        version: 5,
+        name: "record_completions",
+        sql: include_str!("../../../migrations/0005_record_completions.sql"),
+    },
 ];
 
 /// The schema version this code needs (the last migration's).

@@ -262,7 +262,69 @@ impl PostgresStore {
         }
     }
 
+    /// Sends the batch to `tasker.record_completions` when it holds only successes, each
+    /// attempt once (the common batch, recorded without `record_results`' deciding), and
+    /// to `tasker.record_results` otherwise.
     async fn apply(&self, prepared: &[Prepared]) -> Result<HashMap<usize, Applied>, StoreError> {
+        let successes = prepared
+            .iter()
+            .all(|item| item.open == AttemptDecision::Complete && item.closed == AttemptDecision::Complete);
+        let distinct = || {
+            let mut seen = std::collections::HashSet::with_capacity(prepared.len());
+            prepared.iter().all(|item| seen.insert(item.event_id))
+        };
+        if successes && distinct() {
+            self.apply_completions(prepared).await
+        } else {
+            self.apply_decided(prepared).await
+        }
+    }
+
+    async fn apply_completions(&self, prepared: &[Prepared]) -> Result<HashMap<usize, Applied>, StoreError> {
+        let tasks: Vec<Uuid> = prepared.iter().map(|item| item.task_uuid).collect();
+        let indexes: Vec<i32> = prepared.iter().map(|item| item.index as i32).collect();
+        let steps: Vec<Uuid> = prepared.iter().map(|item| item.step_uuid).collect();
+        let events: Vec<Uuid> = prepared.iter().map(|item| item.event_id).collect();
+        let results: Vec<Option<&Value>> = prepared.iter().map(|item| item.result.as_ref()).collect();
+        let histories: Vec<&Value> = prepared.iter().map(|item| &item.history).collect();
+        let mut child_from = Vec::with_capacity(prepared.len());
+        let mut child_count = Vec::with_capacity(prepared.len());
+        let mut child_index = Vec::new();
+        for item in prepared {
+            let children = &item.template.dependents[item.index];
+            child_from.push(child_index.len() as i32 + 1);
+            child_count.push(children.len() as i32);
+            child_index.extend(children.iter().map(|&dependent| dependent as i32));
+        }
+        let db = &self.db;
+        let rows = {
+            let client = db.client().await?;
+            let statement =
+                client.prepare_cached(sql::RECORD_COMPLETIONS).await.map_err(|e| db.failed("recording results", &e))?;
+            client
+                .query(
+                    &statement,
+                    &[
+                        &tasks,
+                        &indexes,
+                        &steps,
+                        &events,
+                        &results,
+                        &histories,
+                        &child_from,
+                        &child_count,
+                        &child_index,
+                        &self.rule,
+                        &self.source,
+                    ],
+                )
+                .await
+                .map_err(|e| db.failed("recording results", &e))?
+        };
+        Ok(applied_rows(prepared, rows))
+    }
+
+    async fn apply_decided(&self, prepared: &[Prepared]) -> Result<HashMap<usize, Applied>, StoreError> {
         let n = prepared.len();
         let mut tasks = Vec::with_capacity(n);
         let mut steps = Vec::with_capacity(n);
@@ -274,9 +336,7 @@ impl PostgresStore {
         let mut results: Vec<Option<&Value>> = Vec::with_capacity(n);
         let mut errors: Vec<Option<&Value>> = Vec::with_capacity(n);
         let mut histories: Vec<&Value> = Vec::with_capacity(n);
-        let mut child_ord = Vec::new();
-        let mut child_index = Vec::new();
-        for (i, item) in prepared.iter().enumerate() {
+        for item in prepared {
             tasks.push(item.task_uuid);
             steps.push(item.step_uuid);
             events.push(item.event_id);
@@ -289,11 +349,8 @@ impl PostgresStore {
             results.push(item.result.as_ref());
             errors.push(item.error.as_ref());
             histories.push(&item.history);
-            for &dependent in &item.template.dependents[item.index] {
-                child_ord.push(i as i32 + 1);
-                child_index.push(dependent as i32);
-            }
         }
+        let (child_ord, child_index) = dependents(prepared);
         let db = &self.db;
         let rows = {
             let client = db.client().await?;
@@ -322,15 +379,37 @@ impl PostgresStore {
                 .await
                 .map_err(|e| db.failed("recording results", &e))?
         };
-        let mut applied = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let ord = row.get::<_, i32>(0).max(1) as usize;
-            let Some(item) = prepared.get(ord - 1) else { continue };
-            let finished = row.get::<_, Option<String>>(2).and_then(|s| TaskStatus::parse(&s));
-            applied.insert(item.position, Applied { opened: row.get(1), finished });
-        }
-        Ok(applied)
+        Ok(applied_rows(prepared, rows))
     }
+}
+
+/// The dependents of each prepared result, as both functions take them: the result's
+/// 1-based position and a dependent's index, one pair per dependent.
+fn dependents(prepared: &[Prepared]) -> (Vec<i32>, Vec<i32>) {
+    let mut child_ord = Vec::new();
+    let mut child_index = Vec::new();
+    for (i, item) in prepared.iter().enumerate() {
+        for &dependent in &item.template.dependents[item.index] {
+            child_ord.push(i as i32 + 1);
+            child_index.push(dependent as i32);
+        }
+    }
+    (child_ord, child_index)
+}
+
+/// What the functions answered (position, opened, finished status) by caller position.
+/// A position may be answered twice (`record_completions` answers a task's finish in a
+/// row of its own): the finish is kept.
+fn applied_rows(prepared: &[Prepared], rows: Vec<tokio_postgres::Row>) -> HashMap<usize, Applied> {
+    let mut applied: HashMap<usize, Applied> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let ord = row.get::<_, i32>(0).max(1) as usize;
+        let Some(item) = prepared.get(ord - 1) else { continue };
+        let finished = row.get::<_, Option<String>>(2).and_then(|s| TaskStatus::parse(&s));
+        let entry = applied.entry(item.position).or_insert(Applied { opened: row.get(1), finished: None });
+        entry.finished = entry.finished.or(finished);
+    }
+    applied
 }
 
 /// How a decision travels to SQL: its kind and, for a retry, the delay in milliseconds.

@@ -184,6 +184,15 @@ WHERE s.status = 'in_progress' AND s.event_id = r.event_id";
 pub const RECORD_RESULTS: &str =
     "SELECT ord, opened, finished FROM tasker.record_results($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
+/// A completion batch of successes only (see `tasker.record_completions`): one statement,
+/// one transaction, none of `record_results`' deciding. `$1` tasks, `$2` step indexes,
+/// `$3` step uuids, `$4` event ids (each once), `$5` results, `$6` history entries, `$7`
+/// and `$8` where each result's dependents are in `$9` (first position, count), `$10` the
+/// status rule, `$11` the source of the throughput counts. Answers as [`RECORD_RESULTS`],
+/// with one more row per finished task (its last result's position and final status).
+pub const RECORD_COMPLETIONS: &str =
+    "SELECT ord, opened, finished FROM tasker.record_completions($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
 /// A task through the SQL function: `$1` namespace, `$2` name, `$3` version or NULL,
 /// `$4` context, `$5` idempotency key, `$6` run_at, `$7` priority, `$8` revision or NULL.
 pub const CREATE_TASK: &str = "SELECT task_uuid, created FROM tasker.create_task_with($1, $2, $3, $4, $5, $6, $7, $8)";
