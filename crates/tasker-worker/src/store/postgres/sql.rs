@@ -12,7 +12,8 @@
 //! Both claim statements answer, per claimed step and in this order: task_uuid,
 //! step_index, step_uuid, attempts, event_id, ready_at, revision_id, context,
 //! correlation_id, trace_id, read_index (int[]) and read_result (jsonb[]): the results of
-//! the complete steps whose results the step's event carries.
+//! the complete steps whose results the step's event carries (empty for a root step,
+//! without reading steps: most steps of the busiest workloads are roots).
 
 /// Planner settings every connection of the store starts with (sent as startup options,
 /// see [`session_options`]), so that a claim is one autocommitted statement: one round trip
@@ -111,12 +112,14 @@ WITH previous AS (
 )
 SELECT a.task_uuid, a.step_index, a.step_uuid, a.attempts, a.event_id, a.ready_at, t.revision_id, t.context,
        t.correlation_id, t.trace_id,
+       CASE WHEN ts.reads IS NULL THEN '{}'::integer[] ELSE
        ARRAY(SELECT r.step_index FROM tasker.steps r
              WHERE r.task_uuid = a.task_uuid AND r.step_index = ANY(ts.reads) AND r.status = 'complete'
-             ORDER BY r.step_index) AS read_index,
+             ORDER BY r.step_index) END AS read_index,
+       CASE WHEN ts.reads IS NULL THEN '{}'::jsonb[] ELSE
        ARRAY(SELECT r.result FROM tasker.steps r
              WHERE r.task_uuid = a.task_uuid AND r.step_index = ANY(ts.reads) AND r.status = 'complete'
-             ORDER BY r.step_index) AS read_result,
+             ORDER BY r.step_index) END AS read_result,
        m.promoted, m.next_due_ms, m.repeated, m.notified
 FROM summary m
 LEFT JOIN (answered a
