@@ -156,12 +156,14 @@ WITH room AS (
 )
 SELECT a.task_uuid, a.step_index, a.step_uuid, a.attempts, a.event_id, a.ready_at, t.revision_id, t.context,
        t.correlation_id, t.trace_id,
+       CASE WHEN ts.reads IS NULL THEN '{}'::integer[] ELSE
        ARRAY(SELECT r.step_index FROM tasker.steps r
              WHERE r.task_uuid = a.task_uuid AND r.step_index = ANY(ts.reads) AND r.status = 'complete'
-             ORDER BY r.step_index) AS read_index,
+             ORDER BY r.step_index) END AS read_index,
+       CASE WHEN ts.reads IS NULL THEN '{}'::jsonb[] ELSE
        ARRAY(SELECT r.result FROM tasker.steps r
              WHERE r.task_uuid = a.task_uuid AND r.step_index = ANY(ts.reads) AND r.status = 'complete'
-             ORDER BY r.step_index) AS read_result
+             ORDER BY r.step_index) END AS read_result
 FROM claimed a
 JOIN tasker.tasks t ON t.task_uuid = a.task_uuid
 JOIN tasker.template_steps ts ON ts.revision_id = t.revision_id AND ts.step_index = a.step_index
