@@ -7,8 +7,8 @@ RSpec.describe Bench::Compare do
   it "needs exactly one REF and names what is wrong with the options" do
     expect { described_class.new([]) }.to raise_error(OptionParser::InvalidArgument, /give one REF/)
     expect { described_class.new(%w[a b]) }.to raise_error(OptionParser::InvalidArgument, /give one REF/)
-    expect { described_class.new(%w[--only tasker_noop,pg_noop_1 HEAD~1]) }
-      .to raise_error(OptionParser::InvalidArgument, /no headline figures for pg_noop_1/)
+    expect { described_class.new(%w[--only tasker_noop,pg_recovery HEAD~1]) }
+      .to raise_error(OptionParser::InvalidArgument, /no headline figures for pg_recovery/)
     expect { described_class.new(%w[--rounds 0 HEAD~1]) }
       .to raise_error(OptionParser::InvalidArgument, /--rounds must be at least 1/)
   end
