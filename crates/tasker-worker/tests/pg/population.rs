@@ -307,6 +307,31 @@ pub async fn connect_collecting(url: &str) -> (Client, std::sync::Arc<parking_lo
 /// cancel, a retry of a failed task and a retention pass — with auto_explain logging the
 /// plan of every statement inside those functions to `client` (collected by
 /// [`connect_collecting`]). `analyze` adds timings and buffers.
+/// What one claim of up to 64 steps took, column by column.
+struct ClaimedSteps {
+    tasks: Vec<Uuid>,
+    indexes: Vec<i32>,
+    steps: Vec<Uuid>,
+    events: Vec<Uuid>,
+}
+
+/// Runs `claim` (CLAIM_STEPS, prepared) for a live worker under a fresh claim id.
+async fn claim_64(
+    transaction: &tokio_postgres::Transaction<'_>,
+    claim: &tokio_postgres::Statement,
+    revisions: &[i64],
+) -> ClaimedSteps {
+    let rows = transaction.query(claim, &[&revisions, &64i64, &"w-alive", &Uuid::new_v4()]).await.unwrap();
+    // A claim that took nothing answers one row of NULLs.
+    let rows: Vec<_> = rows.into_iter().filter(|r| r.get::<_, Option<Uuid>>(0).is_some()).collect();
+    ClaimedSteps {
+        tasks: rows.iter().map(|r| r.get(0)).collect(),
+        indexes: rows.iter().map(|r| r.get(1)).collect(),
+        steps: rows.iter().map(|r| r.get(2)).collect(),
+        events: rows.iter().map(|r| r.get(4)).collect(),
+    }
+}
+
 pub async fn run_functions(client: &mut Client, population: Population, analyze: bool) {
     use serde_json::json;
     use tasker_worker::postgres::{record::status_rule, sql};
@@ -328,13 +353,9 @@ pub async fn run_functions(client: &mut Client, population: Population, analyze:
         .expect("auto_explain (part of the PostgreSQL server package)");
     let claim = transaction.prepare(sql::CLAIM_STEPS).await.unwrap();
     let revisions = vec![population.one_revision, population.other_revision];
-    let rows = transaction.query(&claim, &[&revisions, &64i64, &"w-alive", &Uuid::new_v4()]).await.unwrap();
-    let rows: Vec<_> = rows.into_iter().filter(|r| r.get::<_, Option<Uuid>>(0).is_some()).collect();
-    let n = rows.len();
+    let ClaimedSteps { tasks, steps, events, .. } = claim_64(&transaction, &claim, &revisions).await;
+    let n = tasks.len();
     assert!(n > 0, "the population has claimable steps");
-    let tasks: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
-    let steps: Vec<Uuid> = rows.iter().map(|r| r.get(2)).collect();
-    let events: Vec<Uuid> = rows.iter().map(|r| r.get(4)).collect();
     let kinds = vec!["complete"; n];
     let delays = vec![0i64; n];
     let results: Vec<Option<serde_json::Value>> = vec![Some(json!({"ok": true})); n];
@@ -368,14 +389,9 @@ pub async fn run_functions(client: &mut Client, population: Population, analyze:
 
     // A second claim, recorded as a batch of successes (without dependents: the plans are
     // what is looked at here, and the population's backlog steps have none).
-    let rows = transaction.query(&claim, &[&revisions, &64i64, &"w-alive", &Uuid::new_v4()]).await.unwrap();
-    let rows: Vec<_> = rows.into_iter().filter(|r| r.get::<_, Option<Uuid>>(0).is_some()).collect();
-    let n = rows.len();
+    let ClaimedSteps { tasks, indexes, steps, events } = claim_64(&transaction, &claim, &revisions).await;
+    let n = tasks.len();
     assert!(n > 0, "the population has more claimable steps");
-    let tasks: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
-    let indexes: Vec<i32> = rows.iter().map(|r| r.get(1)).collect();
-    let steps: Vec<Uuid> = rows.iter().map(|r| r.get(2)).collect();
-    let events: Vec<Uuid> = rows.iter().map(|r| r.get(4)).collect();
     let results: Vec<Option<serde_json::Value>> = vec![Some(json!({"ok": true})); n];
     let histories = vec![json!({"attempt": 1, "outcome": "success"}); n];
     let from: Vec<i32> = (1..=n as i32).collect();

@@ -9,10 +9,11 @@
 //! that is not transient is split until the one result it refuses is recorded as a failed
 //! attempt naming the database's error (or, if even that is refused, left to its lease).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::claim::ClaimInfo;
@@ -270,7 +271,7 @@ impl PostgresStore {
             .iter()
             .all(|item| item.open == AttemptDecision::Complete && item.closed == AttemptDecision::Complete);
         let distinct = || {
-            let mut seen = std::collections::HashSet::with_capacity(prepared.len());
+            let mut seen = HashSet::with_capacity(prepared.len());
             prepared.iter().all(|item| seen.insert(item.event_id))
         };
         if successes && distinct() {
@@ -296,32 +297,24 @@ impl PostgresStore {
             child_count.push(children.len() as i32);
             child_index.extend(children.iter().map(|&dependent| dependent as i32));
         }
-        let db = &self.db;
-        let rows = {
-            let client = db.client().await?;
-            let statement =
-                client.prepare_cached(sql::RECORD_COMPLETIONS).await.map_err(|e| db.failed("recording results", &e))?;
-            client
-                .query(
-                    &statement,
-                    &[
-                        &tasks,
-                        &indexes,
-                        &steps,
-                        &events,
-                        &results,
-                        &histories,
-                        &child_from,
-                        &child_count,
-                        &child_index,
-                        &self.rule,
-                        &self.source,
-                    ],
-                )
-                .await
-                .map_err(|e| db.failed("recording results", &e))?
-        };
-        Ok(applied_rows(prepared, rows))
+        self.send(
+            prepared,
+            sql::RECORD_COMPLETIONS,
+            &[
+                &tasks,
+                &indexes,
+                &steps,
+                &events,
+                &results,
+                &histories,
+                &child_from,
+                &child_count,
+                &child_index,
+                &self.rule,
+                &self.source,
+            ],
+        )
+        .await
     }
 
     async fn apply_decided(&self, prepared: &[Prepared]) -> Result<HashMap<usize, Applied>, StoreError> {
@@ -336,7 +329,9 @@ impl PostgresStore {
         let mut results: Vec<Option<&Value>> = Vec::with_capacity(n);
         let mut errors: Vec<Option<&Value>> = Vec::with_capacity(n);
         let mut histories: Vec<&Value> = Vec::with_capacity(n);
-        for item in prepared {
+        let mut child_ord = Vec::new();
+        let mut child_index = Vec::new();
+        for (i, item) in prepared.iter().enumerate() {
             tasks.push(item.task_uuid);
             steps.push(item.step_uuid);
             events.push(item.event_id);
@@ -349,67 +344,60 @@ impl PostgresStore {
             results.push(item.result.as_ref());
             errors.push(item.error.as_ref());
             histories.push(&item.history);
+            for &dependent in &item.template.dependents[item.index] {
+                child_ord.push(i as i32 + 1);
+                child_index.push(dependent as i32);
+            }
         }
-        let (child_ord, child_index) = dependents(prepared);
+        self.send(
+            prepared,
+            sql::RECORD_RESULTS,
+            &[
+                &tasks,
+                &steps,
+                &events,
+                &open_kind,
+                &open_delay,
+                &closed_kind,
+                &closed_delay,
+                &results,
+                &errors,
+                &histories,
+                &child_ord,
+                &child_index,
+                &self.rule,
+                &self.source,
+            ],
+        )
+        .await
+    }
+
+    /// Runs one of the two recording statements and reads what it answered (position,
+    /// opened, finished status) by caller position. A position may be answered twice
+    /// (`record_completions` answers a task's finish in a row of its own): the finish is
+    /// kept.
+    async fn send(
+        &self,
+        prepared: &[Prepared],
+        statement: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<HashMap<usize, Applied>, StoreError> {
         let db = &self.db;
         let rows = {
             let client = db.client().await?;
-            let statement =
-                client.prepare_cached(sql::RECORD_RESULTS).await.map_err(|e| db.failed("recording results", &e))?;
-            client
-                .query(
-                    &statement,
-                    &[
-                        &tasks,
-                        &steps,
-                        &events,
-                        &open_kind,
-                        &open_delay,
-                        &closed_kind,
-                        &closed_delay,
-                        &results,
-                        &errors,
-                        &histories,
-                        &child_ord,
-                        &child_index,
-                        &self.rule,
-                        &self.source,
-                    ],
-                )
-                .await
-                .map_err(|e| db.failed("recording results", &e))?
+            let statement = client.prepare_cached(statement).await.map_err(|e| db.failed("recording results", &e))?;
+            client.query(&statement, params).await.map_err(|e| db.failed("recording results", &e))?
         };
-        Ok(applied_rows(prepared, rows))
-    }
-}
-
-/// The dependents of each prepared result, as both functions take them: the result's
-/// 1-based position and a dependent's index, one pair per dependent.
-fn dependents(prepared: &[Prepared]) -> (Vec<i32>, Vec<i32>) {
-    let mut child_ord = Vec::new();
-    let mut child_index = Vec::new();
-    for (i, item) in prepared.iter().enumerate() {
-        for &dependent in &item.template.dependents[item.index] {
-            child_ord.push(i as i32 + 1);
-            child_index.push(dependent as i32);
+        let mut applied: HashMap<usize, Applied> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let ord = row.get::<_, i32>(0).max(1) as usize;
+            let Some(item) = prepared.get(ord - 1) else { continue };
+            let finished = row.get::<_, Option<String>>(2).and_then(|s| TaskStatus::parse(&s));
+            let entry = applied.entry(item.position).or_insert(Applied { opened: row.get(1), finished: None });
+            entry.finished = entry.finished.or(finished);
         }
+        Ok(applied)
     }
-    (child_ord, child_index)
-}
-
-/// What the functions answered (position, opened, finished status) by caller position.
-/// A position may be answered twice (`record_completions` answers a task's finish in a
-/// row of its own): the finish is kept.
-fn applied_rows(prepared: &[Prepared], rows: Vec<tokio_postgres::Row>) -> HashMap<usize, Applied> {
-    let mut applied: HashMap<usize, Applied> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let ord = row.get::<_, i32>(0).max(1) as usize;
-        let Some(item) = prepared.get(ord - 1) else { continue };
-        let finished = row.get::<_, Option<String>>(2).and_then(|s| TaskStatus::parse(&s));
-        let entry = applied.entry(item.position).or_insert(Applied { opened: row.get(1), finished: None });
-        entry.finished = entry.finished.or(finished);
-    }
-    applied
 }
 
 /// How a decision travels to SQL: its kind and, for a retry, the delay in milliseconds.
